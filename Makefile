@@ -1,0 +1,43 @@
+# lmcourse: the two commands of the README are `make book` and `make test`.
+# Each creates .venv (Python venv + requirements.txt) when it is missing or stale.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: venv book test lint assignments grade-demo clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Build the book from clean: every notebook executed, any warning or failing cell fails.
+book: venv
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "book: open _build/html/index.html"
+
+## Run every test: ruff, unit tests, notebook/book checks, the nbgrader grading pipeline.
+test: venv
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+## Regenerate the student release (assignments/) from solutions/ with nbgrader.
+assignments: venv
+	$(PY) scripts/release_assignments.py
+
+## Grade demo: a solution, a stub and a cheat for every assignment, scored by nbgrader.
+grade-demo: venv
+	$(PY) scripts/grade_demo.py
+
+clean:
+	rm -rf _build gradebook.db submitted autograded feedback

@@ -1,0 +1,86 @@
+"""Devices, precision and seeding: the three lines every notebook starts with.
+
+``lmcourse.device()`` picks CUDA, then Apple MPS, then CPU. ``autocast_dtype(device)``
+chooses the mixed-precision type: bfloat16 only on GPUs of compute capability >= 8.0
+(Ampere and newer); float16 with a GradScaler on older GPUs such as Colab's T4 (torch
+reports bf16 as "supported" there, but emulates it slowly); float32 on CPU and MPS.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = ["device", "autocast_dtype", "needs_grad_scaler", "seed_everything", "setup", "describe"]
+
+
+def device(prefer: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """The best available device: ``cuda``, then ``mps``, then ``cpu``.
+
+    ``prefer`` (or the environment variable ``LMCOURSE_DEVICE``) overrides the choice;
+    asking for a device that is not available raises a clear error.
+    """
+    prefer = prefer if prefer is not None else os.environ.get("LMCOURSE_DEVICE")
+    if prefer is not None:
+        dev = torch.device(prefer)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was requested but CUDA is not available")
+        if dev.type == "mps" and not (torch.backends.mps.is_available()):
+            raise RuntimeError("device 'mps' was requested but Apple MPS is not available")
+        if dev.type not in ("cuda", "mps", "cpu"):
+            raise ValueError(f"device must be 'cuda', 'mps' or 'cpu', got {prefer!r}")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_dtype(dev: Union[str, torch.device]) -> torch.dtype:
+    """Mixed-precision dtype for ``dev``: bf16 on CUDA with capability >= 8.0, fp16 on
+    older CUDA GPUs (T4, V100), fp32 on CPU and MPS (no autocast there)."""
+    dev = torch.device(dev)
+    if dev.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(dev)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    return torch.float32
+
+
+def needs_grad_scaler(dev: Union[str, torch.device]) -> bool:
+    """True when training on ``dev`` uses fp16 autocast, which needs a GradScaler."""
+    return autocast_dtype(dev) == torch.float16
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU ``torch.Generator`` seeded too."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def describe(dev: Union[str, torch.device]) -> str:
+    """One line naming the device, e.g. ``cuda (Tesla T4, fp16 autocast)``."""
+    dev = torch.device(dev)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+        return f"cuda ({name}, {str(autocast_dtype(dev)).removeprefix('torch.')} autocast)"
+    if dev.type == "mps":
+        return "mps (Apple GPU, fp32)"
+    return f"cpu ({torch.get_num_threads()} threads, fp32)"
+
+
+def setup(seed: int = 0, prefer: Optional[str] = None, verbose: bool = True) -> torch.device:
+    """What a notebook's first cell calls: pick the device, seed everything, say what runs."""
+    dev = device(prefer)
+    seed_everything(seed)
+    if verbose:
+        print(f"lmcourse: running on {describe(dev)}, seed {seed}, torch {torch.__version__}")
+    return dev
