@@ -1,4 +1,4 @@
-"""Command line: ``python -m lmcourse {train,sample,bench} ...``.
+"""Command line: ``python -m lmcourse {train,sample,bench-train,bench-generate} ...``.
 
 Each sub-command lives in ``lmcourse/cli/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. Bad arguments give a usage error (exit 2), never a traceback.
@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 COMMANDS = {
     "train": ("lmcourse.cli.train", "train a model from a preset (torchrun for several GPUs)"),
     "sample": ("lmcourse.cli.sample", "generate text from a checkpoint"),
-    "bench": ("lmcourse.cli.bench", "benchmark training or generation speed"),
+    "bench-train": ("lmcourse.cli.bench_train", "benchmark training speed of a preset"),
+    "bench-generate": ("lmcourse.cli.bench_generate", "benchmark generation speed (KV cache, HF, speculative)"),
 }
 
 
