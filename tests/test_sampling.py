@@ -1,0 +1,192 @@
+"""Tests of lmcourse.sampling, with the transformers logits processors as the oracle."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    MinPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from lmcourse.sampling import (
+    SamplingConfig,
+    apply_repetition_penalty,
+    apply_temperature,
+    min_p_filter,
+    process_logits,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
+
+V = 50
+
+
+def random_logits(seed: int, B: int = 4) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, V, generator=g) * 3
+
+
+def tied_logits() -> torch.Tensor:
+    """Rows with many exact ties (integer logits), where sorting order matters."""
+    g = torch.Generator().manual_seed(7)
+    return torch.randint(-3, 4, (6, V), generator=g).float()
+
+
+def dummy_ids(B: int) -> torch.Tensor:
+    return torch.zeros(B, 1, dtype=torch.long)
+
+
+def assert_same(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    assert ours.shape == theirs.shape
+    assert torch.equal(torch.isinf(ours), torch.isinf(theirs)), "different tokens removed"
+    finite = ~torch.isinf(theirs)
+    torch.testing.assert_close(ours[finite], theirs[finite], rtol=0, atol=0)
+
+
+INPUTS = [random_logits(0), random_logits(1, B=3), tied_logits()]
+
+
+@pytest.mark.parametrize("logits", INPUTS)
+@pytest.mark.parametrize("t", [0.3, 1.0, 1.7])
+def test_temperature_matches_hf(logits, t):
+    assert_same(apply_temperature(logits, t), TemperatureLogitsWarper(t)(dummy_ids(len(logits)), logits.clone()))
+
+
+@pytest.mark.parametrize("logits", INPUTS)
+@pytest.mark.parametrize("k", [1, 2, 5, 17, V, V + 10])
+def test_top_k_matches_hf(logits, k):
+    assert_same(top_k_filter(logits, k), TopKLogitsWarper(k)(dummy_ids(len(logits)), logits.clone()))
+
+
+@pytest.mark.parametrize("logits", INPUTS)
+@pytest.mark.parametrize("p", [0.01, 0.3, 0.5, 0.9, 0.99, 1.0])
+def test_top_p_matches_hf(logits, p):
+    assert_same(top_p_filter(logits, p), TopPLogitsWarper(p)(dummy_ids(len(logits)), logits.clone()))
+
+
+def test_top_p_keeps_crossing_token():
+    # probs 0.5, 0.3, 0.2: p = 0.6 needs 0.5 + 0.3 (the crossing token is kept).
+    logits = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]])
+    out = top_p_filter(logits, 0.6)
+    assert torch.isfinite(out[0, :2]).all() and torch.isinf(out[0, 2])
+    assert_same(out, TopPLogitsWarper(0.6)(dummy_ids(1), logits.clone()))
+    assert torch.isfinite(top_p_filter(logits, 1e-6)).sum() == 1  # always >= 1 token
+
+
+@pytest.mark.parametrize("logits", INPUTS)
+@pytest.mark.parametrize("m", [0.0, 0.05, 0.2, 0.5, 1.0])
+def test_min_p_matches_hf(logits, m):
+    assert_same(min_p_filter(logits, m), MinPLogitsWarper(m)(dummy_ids(len(logits)), logits.clone()))
+
+
+@pytest.mark.parametrize("penalty", [0.7, 1.0, 1.3, 2.0])
+def test_repetition_penalty_matches_hf(penalty):
+    logits = random_logits(3)
+    g = torch.Generator().manual_seed(4)
+    prev = torch.randint(0, V, (4, 12), generator=g)  # with repeats
+    theirs = RepetitionPenaltyLogitsProcessor(penalty)(prev, logits.clone())
+    assert_same(apply_repetition_penalty(logits, prev, penalty), theirs)
+    # ragged lists give the same as the tensor rows
+    assert_same(apply_repetition_penalty(logits, prev.tolist(), penalty), theirs)
+
+
+def test_repetition_penalty_ragged_and_single_row():
+    logits = torch.tensor([[2.0, -2.0, 1.0], [2.0, -2.0, 1.0]])
+    out = apply_repetition_penalty(logits, [[0, 1, 0], [2]], 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0], [2.0, -2.0, 0.5]]
+    assert apply_repetition_penalty(logits[0], [1], 2.0).tolist() == [2.0, -4.0, 1.0]
+
+
+def test_filters_work_on_any_leading_shape_and_do_not_modify_input():
+    logits = torch.randn(2, 3, V)
+    before = logits.clone()
+    for out in (top_k_filter(logits, 5), top_p_filter(logits, 0.5), min_p_filter(logits, 0.1)):
+        assert out.shape == logits.shape
+    assert torch.equal(logits, before)
+    row = logits[0, 0]
+    assert torch.equal(top_k_filter(row, 5), top_k_filter(row.unsqueeze(0), 5)[0])
+    assert torch.equal(top_p_filter(row, 0.5), top_p_filter(row.unsqueeze(0), 0.5)[0])
+
+
+CONFIGS = [
+    SamplingConfig(),
+    SamplingConfig(temperature=0.7, top_k=10),
+    SamplingConfig(temperature=1.3, top_p=0.8),
+    SamplingConfig(temperature=0.9, min_p=0.1),
+    SamplingConfig(temperature=0.8, top_k=20, top_p=0.9, min_p=0.05, repetition_penalty=1.3),
+    SamplingConfig(temperature=1.0, top_k=3, repetition_penalty=0.8),
+]
+
+
+def hf_chain(cfg: SamplingConfig) -> LogitsProcessorList:
+    procs = LogitsProcessorList()
+    if cfg.repetition_penalty is not None:
+        procs.append(RepetitionPenaltyLogitsProcessor(cfg.repetition_penalty))
+    if cfg.temperature not in (0, 1.0):
+        procs.append(TemperatureLogitsWarper(cfg.temperature))
+    if cfg.top_k is not None:
+        procs.append(TopKLogitsWarper(cfg.top_k))
+    if cfg.top_p is not None:
+        procs.append(TopPLogitsWarper(cfg.top_p))
+    if cfg.min_p is not None:
+        procs.append(MinPLogitsWarper(cfg.min_p))
+    return procs
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("logits", INPUTS)
+def test_process_logits_matches_hf_chain(cfg, logits):
+    g = torch.Generator().manual_seed(5)
+    prev = torch.randint(0, V, (len(logits), 8), generator=g)
+    assert_same(process_logits(logits, cfg, prev), hf_chain(cfg)(prev, logits.clone()))
+
+
+def test_sample_next_greedy_seed_and_support():
+    logits = random_logits(11)
+    assert torch.equal(sample_next(logits, SamplingConfig(temperature=0)), logits.argmax(-1))
+    cfg = SamplingConfig(temperature=1.0, top_k=3)
+    a = sample_next(logits, cfg, torch.Generator().manual_seed(0))
+    b = sample_next(logits, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == (4,) and a.dtype == torch.long
+    allowed = torch.topk(logits, 3).indices
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        ids = sample_next(logits, cfg, g)
+        assert (allowed == ids.unsqueeze(-1)).any(-1).all()
+
+
+def test_sample_next_frequencies_follow_processed_distribution():
+    logits = torch.tensor([[math.log(0.6), math.log(0.3), math.log(0.1)]]).repeat(4000, 1)
+    ids = sample_next(logits, SamplingConfig(top_p=0.85), torch.Generator().manual_seed(0))
+    freq = torch.bincount(ids, minlength=3).float() / len(ids)
+    assert freq[2] == 0
+    assert abs(freq[0].item() - 2 / 3) < 0.03
+
+
+@pytest.mark.parametrize(
+    "fn, bad, name",
+    [
+        (lambda x: apply_temperature(torch.zeros(1, 3), x), -1.0, "temperature"),
+        (lambda x: top_k_filter(torch.zeros(1, 3), x), 0, "top_k"),
+        (lambda x: top_p_filter(torch.zeros(1, 3), x), 0.0, "top_p"),
+        (lambda x: top_p_filter(torch.zeros(1, 3), x), 1.5, "top_p"),
+        (lambda x: min_p_filter(torch.zeros(1, 3), x), -0.1, "min_p"),
+        (lambda x: apply_repetition_penalty(torch.zeros(1, 3), [[0]], x), 0.0, "repetition_penalty"),
+        (lambda x: SamplingConfig(temperature=x), -0.5, "temperature"),
+        (lambda x: SamplingConfig(top_k=x), 0, "top_k"),
+        (lambda x: SamplingConfig(top_p=x), 0.0, "top_p"),
+        (lambda x: SamplingConfig(min_p=x), 2.0, "min_p"),
+        (lambda x: SamplingConfig(repetition_penalty=x), -1.0, "repetition_penalty"),
+    ],
+)
+def test_invalid_arguments_raise(fn, bad, name):
+    with pytest.raises(ValueError, match=name):
+        fn(bad)
