@@ -1,0 +1,1 @@
+"""Static matplotlib figures for the book (each widget's default state is drawn here)."""
