@@ -1,0 +1,711 @@
+"""Tokenisers: from text to integer ids and back.
+
+Chapter 2 (tokenisation) teaches this file; homework 2 checks students' BPE against
+:class:`BPETokenizer`.
+
+Every tokeniser here has the same small interface (:class:`Tokenizer`):
+
+    encode(text, allow_special=True) -> list[int]
+    decode(ids) -> str
+    vocab_size                     number of ids, specials included
+    special_tokens                 {"<|bos|>": id, ...}
+    bos_id, eos_id, pad_id         ids of the three role tokens
+    save(path) / Class.load(path)  one file; ``load_tokenizer(path)`` dispatches on it
+
+Three implementations:
+
+* :class:`CharTokenizer` -- one id per character of the corpus (chapter 1's char model).
+* :class:`BPETokenizer` -- byte-level BPE in plain, readable Python (the reference).
+* :class:`HFBPETokenizer` -- the same algorithm trained by Hugging Face ``tokenizers``
+  (Rust, fast); the default for the chapters.
+
+Special-token rule (all classes): with ``allow_special=True`` (the default, for chat
+templates) every occurrence of a special-token string in the text is encoded as that
+token's single id; overlapping candidates are resolved leftmost first, longest first.
+With ``allow_special=False`` special strings get no treatment at all: they are encoded as
+ordinary text, like any other characters.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import re
+from abc import ABC, abstractmethod
+from collections import Counter, defaultdict
+from typing import Any, Iterable, Optional, Sequence, Union
+
+try:  # ``regex`` supports \p{L}; transformers depends on it, so it is normally present.
+    import regex as _re
+
+    HAVE_REGEX = True
+except ImportError:  # pragma: no cover - exercised only without the package
+    _re = re
+    HAVE_REGEX = False
+
+__all__ = [
+    "BOS",
+    "EOS",
+    "PAD",
+    "IM_START",
+    "IM_END",
+    "DEFAULT_SPECIAL_TOKENS",
+    "GPT2_PATTERN",
+    "Tokenizer",
+    "CharTokenizer",
+    "BPETokenizer",
+    "HFBPETokenizer",
+    "bytes_to_unicode",
+    "load_tokenizer",
+]
+
+PathLike = Union[str, os.PathLike]
+
+BOS = "<|bos|>"
+EOS = "<|eos|>"
+PAD = "<|pad|>"
+IM_START = "<|im_start|>"  # ChatML
+IM_END = "<|im_end|>"  # ChatML
+DEFAULT_SPECIAL_TOKENS: tuple[str, ...] = (BOS, EOS, PAD, IM_START, IM_END)
+
+# The GPT-2 pre-tokenisation regex (also what HF's ByteLevel pre-tokeniser uses). It cuts
+# text into chunks -- contractions, words with one leading space, numbers, punctuation
+# runs, whitespace -- and BPE never merges across two chunks.
+_GPT2_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# Approximation for the standard-library ``re`` (no \p{..} classes): letters are
+# [^\W\d_], numbers are \d.
+_GPT2_RE_FALLBACK = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
+GPT2_PATTERN = _GPT2_REGEX if HAVE_REGEX else _GPT2_RE_FALLBACK
+
+
+# --------------------------------------------------------------------------------------
+# Helpers shared by all tokenisers
+# --------------------------------------------------------------------------------------
+
+
+def _check_text(text: str) -> None:
+    """Reject non-strings and strings that cannot be UTF-8 encoded (lone surrogates)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text[e.start : e.end]
+        raise ValueError(
+            f"text contains {bad!r} at position {e.start}, which cannot be encoded as UTF-8 "
+            "(a lone surrogate); remove it or fix the decoding that produced it"
+        ) from None
+
+
+def _split_specials(
+    text: str, specials: Iterable[str], allow_special: bool
+) -> list[tuple[str, bool]]:
+    """Cut ``text`` into ``(piece, is_special)`` pieces following the module's rule."""
+    specials = sorted(specials, key=lambda s: (-len(s), s))  # longest first
+    if not allow_special or not specials or not text:
+        return [(text, False)] if text else []
+    pattern = re.compile("|".join(re.escape(s) for s in specials))
+    pieces: list[tuple[str, bool]] = []
+    start = 0
+    for m in pattern.finditer(text):
+        if m.start() > start:
+            pieces.append((text[start : m.start()], False))
+        pieces.append((m.group(), True))
+        start = m.end()
+    if start < len(text):
+        pieces.append((text[start:], False))
+    return pieces
+
+
+def _check_specials(special_tokens: Sequence[str]) -> list[str]:
+    specials = list(special_tokens)
+    for s in specials:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special_tokens must be non-empty strings, got {s!r}")
+    if len(set(specials)) != len(specials):
+        raise ValueError(f"special_tokens contains duplicates: {specials!r}")
+    return specials
+
+
+def _read_json(path: PathLike) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_json(path: PathLike, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False)
+
+
+class Tokenizer(ABC):
+    """The interface shared by every tokeniser of the course."""
+
+    #: ``{special string: id}``; set by subclasses.
+    special_tokens: dict[str, int]
+
+    @abstractmethod
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        """Text to ids. See the module docstring for the special-token rule."""
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids to text. Special ids decode to their strings."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of distinct ids (specials included); ids are in ``range(vocab_size)``."""
+
+    @abstractmethod
+    def save(self, path: PathLike) -> None:
+        """Write the tokeniser to one file, readable by ``load`` and ``load_tokenizer``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: PathLike) -> Tokenizer:
+        """Read a tokeniser written by ``save``."""
+
+    def _role_id(self, token: str, role: str) -> int:
+        if token not in self.special_tokens:
+            raise ValueError(
+                f"this tokenizer has no {role} token {token!r}; its special tokens are "
+                f"{sorted(self.special_tokens)}"
+            )
+        return self.special_tokens[token]
+
+    @property
+    def bos_id(self) -> int:
+        """Id of the beginning-of-sequence token ``<|bos|>``."""
+        return self._role_id(BOS, "BOS")
+
+    @property
+    def eos_id(self) -> int:
+        """Id of the end-of-sequence token ``<|eos|>``."""
+        return self._role_id(EOS, "EOS")
+
+    @property
+    def pad_id(self) -> int:
+        """Id of the padding token ``<|pad|>``."""
+        return self._role_id(PAD, "PAD")
+
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        ids = [int(i) for i in ids]
+        for i in ids:
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"token id {i} is out of range [0, {self.vocab_size})")
+        return ids
+
+
+# --------------------------------------------------------------------------------------
+# Characters
+# --------------------------------------------------------------------------------------
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character: ids ``0..n_chars-1`` are the sorted characters, specials follow.
+
+    Characters not in the vocabulary raise a ``ValueError`` naming the character, unless
+    an ``unk`` token is configured, in which case they encode to its id. They are never
+    silently dropped.
+    """
+
+    def __init__(
+        self,
+        chars: Sequence[str],
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        unk: Optional[str] = None,
+    ) -> None:
+        chars = list(chars)
+        for c in chars:
+            if not isinstance(c, str) or len(c) != 1:
+                raise ValueError(f"chars must be single characters, got {c!r}")
+        if len(set(chars)) != len(chars):
+            raise ValueError("chars contains duplicates")
+        specials = _check_specials(special_tokens)
+        if unk is not None and unk not in specials:
+            specials.append(unk)  # the UNK token is a special token too
+        self.chars = chars
+        self.unk = unk
+        self.stoi = {c: i for i, c in enumerate(chars)}
+        self.special_tokens = {s: len(chars) + k for k, s in enumerate(specials)}
+        self.itos = chars + specials
+
+    @classmethod
+    def from_text(
+        cls,
+        text: str,
+        specials: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        unk: Optional[str] = None,
+    ) -> CharTokenizer:
+        """Build the vocabulary from the sorted set of characters of ``text``.
+
+        Args:
+            text: the corpus.
+            specials: special-token strings, given ids after the characters in this order.
+            unk: if set (e.g. ``"<|unk|>"``), unknown characters encode to this token
+                (added to the specials if missing); if ``None`` they raise ``ValueError``.
+        """
+        _check_text(text)
+        return cls(sorted(set(text)), specials, unk)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    @property
+    def unk_id(self) -> Optional[int]:
+        """Id of the UNK token, or ``None`` when unknown characters are an error."""
+        return None if self.unk is None else self.special_tokens[self.unk]
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        _check_text(text)
+        ids: list[int] = []
+        for piece, is_special in _split_specials(text, self.special_tokens, allow_special):
+            if is_special:
+                ids.append(self.special_tokens[piece])
+                continue
+            for pos, c in enumerate(piece):
+                i = self.stoi.get(c)
+                if i is None:
+                    if self.unk is None:
+                        raise ValueError(
+                            f"character {c!r} (U+{ord(c):04X}) at position {pos} of the "
+                            "text piece is not in the vocabulary; "
+                            "build the tokenizer from a corpus containing it or pass unk="
+                        )
+                    i = self.special_tokens[self.unk]
+                ids.append(i)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.itos[i] for i in self._check_ids(ids))
+
+    def save(self, path: PathLike) -> None:
+        specials = sorted(self.special_tokens, key=self.special_tokens.__getitem__)
+        _write_json(
+            path, {"type": "char", "chars": self.chars, "special_tokens": specials, "unk": self.unk}
+        )
+
+    @classmethod
+    def load(cls, path: PathLike) -> CharTokenizer:
+        data = _read_json(path)
+        if data.get("type") != "char":
+            raise ValueError(f"{path} is not a CharTokenizer file")
+        return cls(data["chars"], data["special_tokens"], data["unk"])
+
+
+# --------------------------------------------------------------------------------------
+# Byte-level BPE, from scratch
+# --------------------------------------------------------------------------------------
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's table from the 256 byte values to printable Unicode characters.
+
+    Printable Latin-1 bytes map to themselves; the other 68 (control characters, space,
+    ...) map to ``chr(256 + k)`` in byte order. HF's ByteLevel stores tokens this way.
+    """
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    table = {b: chr(b) for b in printable}
+    k = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + k)
+            k += 1
+    return table
+
+
+def _merge(word: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace every non-overlapping occurrence of ``pair`` in ``word``, left to right."""
+    out: list[int] = []
+    i = 0
+    n = len(word)
+    while i < n:
+        if i + 1 < n and word[i] == pair[0] and word[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level byte-pair encoding in readable Python.
+
+    The base vocabulary is the 256 byte values (ids 0..255); merge ``r`` creates id
+    ``256 + r``; special tokens come after the merges. Text is UTF-8 encoded, optionally
+    pre-split into chunks with a regex (GPT-2's by default), and each chunk is encoded by
+    applying merges by rank, lowest rank (earliest learned) first, until none applies.
+
+    ``decode`` joins the tokens' bytes and decodes them with ``errors="replace"``: an
+    arbitrary id list may produce invalid UTF-8 (e.g. half of a multi-byte character),
+    which becomes U+FFFD instead of raising. ``decode(encode(s)) == s`` for every string
+    that can be UTF-8 encoded.
+
+    Args:
+        vocab: id -> bytes, for every non-special id. Must contain all 256 single bytes.
+        merges: pairs of ids, in rank order.
+        special_tokens: special strings in id order, or a ``{string: id}`` dict.
+        pattern: pre-split regex, or ``None`` to treat each special-free piece as one chunk.
+        merge_ids: id produced by each merge; by default ``256 + rank``.
+    """
+
+    def __init__(
+        self,
+        vocab: dict[int, bytes],
+        merges: Sequence[tuple[int, int]],
+        special_tokens: Union[Sequence[str], dict[str, int]] = (),
+        pattern: Optional[str] = GPT2_PATTERN,
+        merge_ids: Optional[Sequence[int]] = None,
+    ) -> None:
+        self.vocab = {int(i): bytes(b) for i, b in vocab.items()}
+        self.merges = [(int(a), int(b)) for a, b in merges]
+        if merge_ids is None:
+            merge_ids = [256 + r for r in range(len(self.merges))]
+        if len(merge_ids) != len(self.merges):
+            raise ValueError("merge_ids must have one id per merge")
+        byte_ids = {b: i for i, b in self.vocab.items() if len(b) == 1}
+        missing = [x for x in range(256) if bytes([x]) not in byte_ids]
+        if missing:
+            raise ValueError(f"vocab must contain all 256 single bytes; missing {missing[:8]}")
+        self._byte_ids = [byte_ids[bytes([x])] for x in range(256)]
+        self._ranks: dict[tuple[int, int], tuple[int, int]] = {}
+        for r, (pair, new_id) in enumerate(zip(self.merges, merge_ids)):
+            if pair[0] not in self.vocab or pair[1] not in self.vocab or new_id not in self.vocab:
+                raise ValueError(f"merge {r} {pair} -> {new_id} uses ids missing from vocab")
+            self._ranks.setdefault(pair, (r, int(new_id)))
+        if isinstance(special_tokens, dict):
+            self.special_tokens = {s: int(i) for s, i in special_tokens.items()}
+        else:
+            start = max(self.vocab) + 1
+            specials = _check_specials(special_tokens)
+            self.special_tokens = {s: start + k for k, s in enumerate(specials)}
+        for s, i in self.special_tokens.items():
+            if i in self.vocab:
+                raise ValueError(f"special token {s!r} id {i} collides with an ordinary token")
+        self._special_strings = {i: s for s, i in self.special_tokens.items()}
+        self.pattern = pattern
+        self._compiled = _re.compile(pattern) if pattern is not None else None
+        self._cache: dict[str, list[int]] = {}
+
+    # ---- training -------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        pattern: Optional[str] = "gpt2",
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+    ) -> BPETokenizer:
+        """Learn merges on ``text`` until the vocabulary has ``vocab_size`` ids.
+
+        ``vocab_size`` counts the 256 bytes, the merges and the special tokens. Training
+        stops early -- with a smaller vocabulary -- if no adjacent pair is left to merge.
+
+        Each step merges the most frequent adjacent pair. Tie-break: among equally
+        frequent pairs the smallest pair of ids ``(a, b)`` (compared as tuples) wins, so
+        training is deterministic. Special-token strings in ``text`` are cut out first and
+        never take part in merges; merges never cross pre-split chunk boundaries.
+
+        Args:
+            text: training corpus.
+            vocab_size: at least ``256 + len(special_tokens)``.
+            pattern: ``"gpt2"`` (GPT-2 pre-splitting regex), ``None`` (no pre-splitting:
+                simple but slow on large corpora), or a custom regex string.
+            special_tokens: special strings, given the ids after the merges.
+        """
+        _check_text(text)
+        specials = _check_specials(special_tokens)
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
+        if vocab_size < 256 + len(specials):
+            raise ValueError(
+                f"vocab_size must be >= 256 + {len(specials)} special tokens = "
+                f"{256 + len(specials)}, got {vocab_size}"
+            )
+        if pattern == "gpt2":
+            pattern = GPT2_PATTERN
+        compiled = _re.compile(pattern) if pattern is not None else None
+
+        # 1. Unique chunks with their counts: identical words are merged only once.
+        chunk_counts: Counter[str] = Counter()
+        for piece, is_special in _split_specials(text, specials, True):
+            if is_special:
+                continue
+            if compiled is None:
+                chunk_counts[piece] += 1
+            else:
+                chunk_counts.update(compiled.findall(piece))
+        words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+        counts = list(chunk_counts.values())
+
+        # 2. Pair counts, and which words contain each pair.
+        pair_counts: dict[tuple[int, int], int] = defaultdict(int)
+        where: dict[tuple[int, int], set[int]] = defaultdict(set)
+        for w, (word, c) in enumerate(zip(words, counts)):
+            for pair in zip(word, word[1:]):
+                pair_counts[pair] += c
+                where[pair].add(w)
+        # Max-heap on (count, then smallest pair); stale entries are skipped when popped.
+        heap = [(-c, pair) for pair, c in pair_counts.items()]
+        heapq.heapify(heap)
+
+        # 3. Merge loop.
+        merges: list[tuple[int, int]] = []
+        n_merges = vocab_size - 256 - len(specials)
+        while len(merges) < n_merges:
+            best = None
+            while heap:
+                neg, pair = heapq.heappop(heap)
+                if pair_counts.get(pair, 0) == -neg > 0:
+                    best = pair
+                    break
+            if best is None:
+                break  # nothing left to merge
+            new_id = 256 + len(merges)
+            merges.append(best)
+            touched: set[tuple[int, int]] = set()
+            for w in where.pop(best):
+                word, c = words[w], counts[w]
+                for pair in zip(word, word[1:]):  # remove the word's old pairs ...
+                    pair_counts[pair] -= c
+                    touched.add(pair)
+                word = words[w] = _merge(word, best, new_id)
+                for pair in zip(word, word[1:]):  # ... and add its new ones
+                    pair_counts[pair] += c
+                    where[pair].add(w)
+                    touched.add(pair)
+            for pair in touched:
+                c = pair_counts[pair]
+                if c > 0:
+                    heapq.heappush(heap, (-c, pair))
+                else:
+                    del pair_counts[pair]
+
+        vocab = {i: bytes([i]) for i in range(256)}
+        for r, (a, b) in enumerate(merges):
+            vocab[256 + r] = vocab[a] + vocab[b]
+        return cls(vocab, merges, specials, pattern)
+
+    @classmethod
+    def from_hf(cls, hf: Union[HFBPETokenizer, Any]) -> BPETokenizer:
+        """Build a ``BPETokenizer`` with the vocabulary, ids and merges of a HF byte-level BPE.
+
+        ``hf`` is an :class:`HFBPETokenizer` or a ``tokenizers.Tokenizer`` with a BPE model
+        and a ByteLevel pre-tokeniser (GPT-2 regex, ``add_prefix_space=False``). HF stores
+        tokens as strings through GPT-2's :func:`bytes_to_unicode` table; we map them back.
+        """
+        tok = hf.hf if isinstance(hf, HFBPETokenizer) else hf
+        data = json.loads(tok.to_str())
+        if data["model"]["type"] != "BPE":
+            raise ValueError(f"expected a BPE model, got {data['model']['type']!r}")
+        u2b = {u: b for b, u in bytes_to_unicode().items()}
+
+        def to_bytes(token: str) -> bytes:
+            return bytes(u2b[ch] for ch in token)
+
+        specials = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t["special"]}
+        str_ids: dict[str, int] = data["model"]["vocab"]
+        vocab = {i: to_bytes(s) for s, i in str_ids.items() if s not in specials}
+        merges, merge_ids = [], []
+        for m in data["model"]["merges"]:
+            a, b = m.split(" ") if isinstance(m, str) else m
+            merges.append((str_ids[a], str_ids[b]))
+            merge_ids.append(str_ids[a + b])
+        return cls(vocab, merges, specials, GPT2_PATTERN, merge_ids)
+
+    # ---- encoding / decoding ---------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return max([*self.vocab, *self.special_tokens.values()]) + 1
+
+    def _encode_chunk(self, chunk: str) -> list[int]:
+        """Bytes of one chunk, then merges applied lowest rank first."""
+        cached = self._cache.get(chunk)
+        if cached is not None:
+            return cached
+        ids = [self._byte_ids[b] for b in chunk.encode("utf-8")]
+        while len(ids) >= 2:
+            ranked = [self._ranks[p] for p in zip(ids, ids[1:]) if p in self._ranks]
+            if not ranked:
+                break
+            rank, new_id = min(ranked)
+            ids = _merge(ids, self.merges[rank], new_id)
+        if len(self._cache) < 100_000:
+            self._cache[chunk] = ids
+        return ids
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        _check_text(text)
+        ids: list[int] = []
+        for piece, is_special in _split_specials(text, self.special_tokens, allow_special):
+            if is_special:
+                ids.append(self.special_tokens[piece])
+            elif self._compiled is None:
+                ids.extend(self._encode_chunk(piece))
+            else:
+                for chunk in self._compiled.findall(piece):
+                    ids.extend(self._encode_chunk(chunk))
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        out: list[str] = []
+        buf = bytearray()
+        for i in self._check_ids(ids):
+            if i in self._special_strings:
+                out.append(buf.decode("utf-8", errors="replace"))
+                buf.clear()
+                out.append(self._special_strings[i])
+            elif i in self.vocab:
+                buf += self.vocab[i]
+            else:
+                raise ValueError(f"token id {i} is not in the vocabulary")
+        out.append(buf.decode("utf-8", errors="replace"))
+        return "".join(out)
+
+    # ---- files -------------------------------------------------------------------------
+
+    def save(self, path: PathLike) -> None:
+        _write_json(
+            path,
+            {
+                "type": "bpe",
+                "pattern": self.pattern,
+                "vocab": [[i, b.hex()] for i, b in sorted(self.vocab.items())],
+                "merges": [list(p) for p in self.merges],
+                "merge_ids": [self._ranks[p][1] for p in self.merges],
+                "special_tokens": self.special_tokens,
+            },
+        )
+
+    @classmethod
+    def load(cls, path: PathLike) -> BPETokenizer:
+        data = _read_json(path)
+        if data.get("type") != "bpe":
+            raise ValueError(f"{path} is not a BPETokenizer file")
+        vocab = {i: bytes.fromhex(h) for i, h in data["vocab"]}
+        merges = [tuple(p) for p in data["merges"]]
+        return cls(vocab, merges, data["special_tokens"], data["pattern"], data["merge_ids"])
+
+
+# --------------------------------------------------------------------------------------
+# Byte-level BPE, Hugging Face tokenizers
+# --------------------------------------------------------------------------------------
+
+
+class HFBPETokenizer(Tokenizer):
+    """Byte-level BPE trained and run by Hugging Face ``tokenizers`` (fast; chapter default).
+
+    Same algorithm and same pre-splitting as :class:`BPETokenizer` (GPT-2 regex, no prefix
+    space, all 256 bytes in the initial alphabet), but ids are laid out by HF: special
+    tokens first, then the byte alphabet, then the merges. HF's tie-break among equally
+    frequent pairs differs from ours, so merges can differ; ``BPETokenizer.from_hf`` gives
+    a pure-Python tokenizer with exactly HF's ids.
+
+    Args:
+        hf: a ``tokenizers.Tokenizer``.
+    """
+
+    def __init__(self, hf: Any) -> None:
+        self.hf = hf
+        self.special_tokens = {
+            t.content: i for i, t in hf.get_added_tokens_decoder().items() if t.special
+        }
+
+    @classmethod
+    def train(
+        cls,
+        text: Union[str, Iterable[str]],
+        vocab_size: int,
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+    ) -> HFBPETokenizer:
+        """Train with ``BpeTrainer.train_from_iterator``; ``vocab_size`` counts everything.
+
+        Args:
+            text: the corpus, as one string or an iterable of strings (e.g. lines).
+            vocab_size: at least ``256 + len(special_tokens)``; HF may stop earlier if it
+                runs out of pairs.
+            special_tokens: special strings, given ids ``0..len-1``.
+        """
+        from tokenizers import Tokenizer as _HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
+        specials = _check_specials(special_tokens)
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
+        if vocab_size < 256 + len(specials):
+            raise ValueError(
+                f"vocab_size must be >= 256 + {len(specials)} special tokens = "
+                f"{256 + len(specials)}, got {vocab_size}"
+            )
+        texts = [text] if isinstance(text, str) else list(text)
+        for t in texts:
+            _check_text(t)
+        tok = _HFTokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer=trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        _check_text(text)
+        self.hf.encode_special_tokens = not allow_special
+        try:
+            return self.hf.encode(text, add_special_tokens=False).ids
+        finally:
+            self.hf.encode_special_tokens = False
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """HF's ByteLevel decoder; invalid UTF-8 becomes U+FFFD (``errors="replace"``)."""
+        return self.hf.decode(self._check_ids(ids), skip_special_tokens=False)
+
+    def save(self, path: PathLike) -> None:
+        """Write HF's ``tokenizer.json`` format."""
+        self.hf.save(str(path))
+
+    @classmethod
+    def load(cls, path: PathLike) -> HFBPETokenizer:
+        from tokenizers import Tokenizer as _HFTokenizer
+
+        return cls(_HFTokenizer.from_file(str(path)))
+
+
+# --------------------------------------------------------------------------------------
+# Loading any of them
+# --------------------------------------------------------------------------------------
+
+
+def load_tokenizer(path: PathLike) -> Tokenizer:
+    """Load a tokenizer saved by any class here, dispatching on the file's contents.
+
+    ``{"type": "char"}`` -> :class:`CharTokenizer`, ``{"type": "bpe"}`` ->
+    :class:`BPETokenizer`, a HF ``tokenizer.json`` (has ``"model"``) ->
+    :class:`HFBPETokenizer`.
+    """
+    data = _read_json(path)
+    kind = data.get("type")
+    if kind == "char":
+        return CharTokenizer.load(path)
+    if kind == "bpe":
+        return BPETokenizer.load(path)
+    if "model" in data:
+        return HFBPETokenizer.load(path)
+    raise ValueError(f"{path} is not a tokenizer file written by lmcourse.tokenization")
