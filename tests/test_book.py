@@ -1,0 +1,62 @@
+"""Checks on the built book; skipped when _build/html does not exist (run `make book` first).
+
+The same checks run after the build in CI via scripts/check_built_book.py.
+"""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_built_book", ROOT / "scripts" / "check_built_book.py")
+cbb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cbb)
+
+HTML = ROOT / "_build" / "html"
+PAGES = cbb.toc_files(ROOT)
+built = pytest.mark.skipif(not (HTML / "index.html").exists(), reason="book not built (run `make book`)")
+
+
+def test_toc_names_the_chapters():
+    assert PAGES[0] == "book/intro"
+    assert sum(cbb.is_notebook(p, ROOT) for p in PAGES) >= 16
+    for page in PAGES:
+        assert (ROOT / f"{page}.md").exists() or (ROOT / f"{page}.ipynb").exists(), page
+
+
+@built
+@pytest.mark.parametrize("page", PAGES)
+def test_page_is_built(page):
+    assert (HTML / f"{page}.html").exists()
+
+
+@built
+@pytest.mark.parametrize("page", [p for p in PAGES if cbb.is_notebook(p, ROOT)])
+def test_notebook_page_has_colab_link(page):
+    text = (HTML / f"{page}.html").read_text(errors="replace")
+    assert "colab.research.google.com" in text
+
+
+@built
+@pytest.mark.parametrize("page", cbb.FIGURE_CHAPTERS)
+def test_chapter_has_a_figure(page):
+    text = (HTML / f"{page}.html").read_text(errors="replace")
+    assert cbb.IMG.search(text), f"{page} shows no figure"
+
+
+@built
+@pytest.mark.parametrize("page", PAGES)
+def test_no_error_output(page):
+    path = HTML / f"{page}.html"
+    if not path.exists():
+        pytest.skip("page not built")
+    text = path.read_text(errors="replace")
+    assert not [m for m in cbb.ERROR_MARKERS if m in text]
+
+
+@built
+def test_causal_masking_page_has_math_and_explorer_figure():
+    text = (HTML / "book" / "05_causal_masking.html").read_text(errors="replace")
+    assert "mathjax" in text.lower()
+    assert len(cbb.IMG.findall(text)) >= 2
