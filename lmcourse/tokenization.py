@@ -28,6 +28,7 @@ ordinary text, like any other characters.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import os
@@ -98,14 +99,20 @@ def _check_text(text: str) -> None:
         ) from None
 
 
+@functools.lru_cache(maxsize=32)
+def _specials_regex(specials: tuple[str, ...]) -> re.Pattern[str]:
+    """Alternation of the special strings, longest first (so the longest match wins)."""
+    return re.compile("|".join(re.escape(s) for s in specials))
+
+
 def _split_specials(
     text: str, specials: Iterable[str], allow_special: bool
 ) -> list[tuple[str, bool]]:
     """Cut ``text`` into ``(piece, is_special)`` pieces following the module's rule."""
-    specials = sorted(specials, key=lambda s: (-len(s), s))  # longest first
+    specials = tuple(sorted(specials, key=lambda s: (-len(s), s)))  # longest first
     if not allow_special or not specials or not text:
         return [(text, False)] if text else []
-    pattern = re.compile("|".join(re.escape(s) for s in specials))
+    pattern = _specials_regex(specials)
     pieces: list[tuple[str, bool]] = []
     start = 0
     for m in pattern.finditer(text):
@@ -539,7 +546,7 @@ class BPETokenizer(Tokenizer):
                 break
             rank, new_id = min(ranked)
             ids = _merge(ids, self.merges[rank], new_id)
-        if len(self._cache) < 100_000:
+        if len(chunk) <= 64 and len(self._cache) < 100_000:  # words repeat; cache them
             self._cache[chunk] = ids
         return ids
 
