@@ -1,0 +1,34 @@
+"""nbgrader configuration of the course (run nbgrader from the repository root).
+
+solutions/<hw>/<hw>.ipynb is the instructor source; `make assignments` writes the student
+release to assignments/<hw>/. gradebook.db, submitted/, autograded/ and feedback/ are
+created here by nbgrader and are not tracked by git.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = "lmcourse"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "assignments"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db")
+
+# The homework notebooks' kernelspec is "python3": in the course venv it is the venv's own
+# Python (where lmcourse is installed), see `jupyter kernelspec list`.
+c.ExecutePreprocessor.kernel_name = "python3"
+# Cut an infinite loop: a cell running longer than this is interrupted, marked as an error
+# (0 points for that test) and grading goes on with the next cell.
+c.ExecutePreprocessor.timeout = 60
+c.ExecutePreprocessor.interrupt_on_timeout = True
+c.ExecutePreprocessor.startup_timeout = 120
+
+# The setup cell prints one line; nothing should be hidden from students in feedback.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.Exchange.assignment_dir = ROOT
