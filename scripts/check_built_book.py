@@ -12,6 +12,7 @@ tests/test_book.py runs the same checks when a built tree exists.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import sys
@@ -68,6 +69,22 @@ def toc_files(root: pathlib.Path = ROOT) -> list[str]:
 
 def is_notebook(page: str, root: pathlib.Path = ROOT) -> bool:
     return (root / f"{page}.ipynb").exists()
+
+
+def is_placeholder(page: str, root: pathlib.Path = ROOT) -> bool:
+    """A chapter notebook not written yet: nothing but its title and the setup cell."""
+    path = root / f"{page}.ipynb"
+    if not path.exists():
+        return False
+    cells = json.loads(path.read_text())["cells"]
+    return sum(c["cell_type"] == "code" for c in cells) <= 1
+
+
+def is_stale(page: str, html: pathlib.Path = HTML, root: pathlib.Path = ROOT) -> bool:
+    """The page's source changed after its HTML was built."""
+    src = [p for p in (root / f"{page}.ipynb", root / f"{page}.md") if p.exists()]
+    out = html / f"{page}.html"
+    return bool(src) and out.exists() and src[0].stat().st_mtime > out.stat().st_mtime
 
 
 def check(html: pathlib.Path = HTML, root: pathlib.Path = ROOT) -> list[str]:

@@ -41,6 +41,10 @@ def test_notebook_page_has_colab_link(page):
 @built
 @pytest.mark.parametrize("page", cbb.FIGURE_CHAPTERS)
 def test_chapter_has_a_figure(page):
+    # Here (unlike scripts/check_built_book.py, which is strict) a chapter not written yet
+    # or changed since the last build is skipped, so a stale local build blocks no one.
+    if cbb.is_placeholder(page, ROOT) or cbb.is_stale(page, HTML, ROOT):
+        pytest.skip("chapter not written yet, or built before its last change")
     text = (HTML / f"{page}.html").read_text(errors="replace")
     assert cbb.IMG.search(text), f"{page} shows no figure"
 
@@ -51,12 +55,16 @@ def test_no_error_output(page):
     path = HTML / f"{page}.html"
     if not path.exists():
         pytest.skip("page not built")
+    if cbb.is_stale(page, HTML, ROOT):
+        pytest.skip("built before the page's last change")
     text = path.read_text(errors="replace")
     assert not [m for m in cbb.ERROR_MARKERS if m in text]
 
 
 @built
 def test_causal_masking_page_has_math_and_explorer_figure():
+    if cbb.is_stale("book/05_causal_masking", HTML, ROOT):
+        pytest.skip("built before the chapter's last change")
     text = (HTML / "book" / "05_causal_masking.html").read_text(errors="replace")
     assert "mathjax" in text.lower()
     assert len(cbb.IMG.findall(text)) >= 2
