@@ -19,7 +19,9 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
+import bisect
 import gzip
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Union
@@ -31,6 +33,14 @@ __all__ = [
     "shakespeare_text",
     "split",
     "get_batch",
+    "MarkovSource",
+    "shape_images",
+    "SHAPES",
+    "flatten_images",
+    "unflatten_images",
+    "quantised_tones",
+    "quantise",
+    "dequantise",
 ]
 
 CORPUS_PATH = Path(__file__).resolve().parent / "assets" / "shakespeare.txt.gz"
@@ -126,3 +136,292 @@ def get_batch(
         else:
             x, y = x.to(device), y.to(device)
     return x, y
+
+
+# --------------------------------------------------------------------------------------
+# 3. A synthetic source with a known entropy rate
+# --------------------------------------------------------------------------------------
+
+
+class MarkovSource:
+    """A seeded random Markov chain of order K over V symbols, with an exact entropy rate.
+
+    The state is the last K tokens; each of the V**K states has its own next-token
+    distribution (a row of ``transition``), drawn from a symmetric Dirichlet with parameter
+    ``concentration`` (small: peaky rows, low entropy; large: near uniform rows). Because every
+    transition probability is positive the chain has a unique stationary distribution, and
+    its entropy rate
+
+        H = sum_s pi(s) * H(P[s, :])
+
+    is the lowest cross-entropy per token any model can reach on long samples.
+
+    Args:
+        vocab_size: number of symbols V (>= 2).
+        order: K, how many previous tokens the next one depends on (1 or more; V**K states
+            must stay <= 2**20).
+        seed: seed of the random transition matrix.
+        concentration: Dirichlet parameter (> 0).
+    """
+
+    def __init__(self, vocab_size: int, order: int = 1, seed: int = 0, concentration: float = 1.0):
+        if not isinstance(vocab_size, int) or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+        if not isinstance(order, int) or order < 1:
+            raise ValueError(f"order must be an integer >= 1, got {order!r}")
+        if vocab_size**order > 2**20:
+            raise ValueError(
+                f"vocab_size**order = {vocab_size}**{order} states is too many (at most 2**20)"
+            )
+        if not concentration > 0:
+            raise ValueError(f"concentration must be > 0, got {concentration!r}")
+        self.vocab_size = vocab_size
+        self.order = order
+        self.seed = seed
+        self.concentration = float(concentration)
+        self.n_states = vocab_size**order
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            alpha = torch.full((self.n_states, vocab_size), self.concentration, dtype=torch.float64)
+            P = torch.distributions.Dirichlet(alpha).sample()  # (V**K, V)
+        P = P.clamp_min(1e-12)
+        self.transition = P / P.sum(-1, keepdim=True)  # (V**K, V), rows sum to 1
+        self._pi: Optional[torch.Tensor] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"MarkovSource(vocab_size={self.vocab_size}, order={self.order}, seed={self.seed}, "
+            f"concentration={self.concentration})"
+        )
+
+    # state index of the context (c_1, ..., c_K) is sum_i c_i * V**(K - i), base-V digits
+    def _state_index(self, ctx: torch.Tensor) -> torch.Tensor:
+        """(..., K) contexts -> (...) state indices."""
+        weights = self.vocab_size ** torch.arange(self.order - 1, -1, -1)  # (K,)
+        return (ctx.long() * weights).sum(-1)
+
+    def stationary_distribution(self) -> torch.Tensor:
+        """pi over the V**K states (float64, sums to 1), by power iteration; cached.
+
+        For order 1 the states are the tokens, so this is a distribution over the vocabulary.
+        """
+        if self._pi is None:
+            V, S = self.vocab_size, self.n_states
+            pi = torch.full((S,), 1.0 / S, dtype=torch.float64)
+            for _ in range(100_000):
+                joint = pi[:, None] * self.transition  # (S, V): P(state s, next token v)
+                # next state = (last K-1 tokens of s, v): sum out the oldest token of s
+                new = joint.view(V, S // V, V).sum(0).reshape(S)  # (S,)
+                if torch.abs(new - pi).sum() < 1e-14:
+                    pi = new
+                    break
+                pi = new
+            self._pi = pi / pi.sum()
+        return self._pi
+
+    def entropy_rate(self, unit: str = "nats") -> float:
+        """Exact entropy rate sum_s pi(s) H(P[s]) in ``"nats"`` or ``"bits"`` per token."""
+        if unit not in ("nats", "bits"):
+            raise ValueError(f"unit must be 'nats' or 'bits', got {unit!r}")
+        P = self.transition
+        row_entropy = -(P * P.log()).sum(-1)  # (S,)
+        h = float((self.stationary_distribution() * row_entropy).sum())
+        return h / math.log(2) if unit == "bits" else h
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """A stationary sample of ``n`` tokens (LongTensor (n,)), reproducible from ``generator``.
+
+        The first K tokens are the digits of a state drawn from the stationary distribution;
+        each later token is drawn from the row of the current state.
+        """
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        V, K = self.vocab_size, self.order
+        s0 = int(torch.multinomial(self.stationary_distribution(), 1, generator=generator))
+        first = [(s0 // V ** (K - 1 - i)) % V for i in range(K)]
+        u = torch.rand(max(n - K, 0), generator=generator, dtype=torch.float64).tolist()
+        cum = self.transition.cumsum(-1).tolist()  # inverse-CDF sampling, one row per state
+        out = first[:n]
+        state = s0
+        for r in u:
+            v = min(bisect.bisect_right(cum[state], r), V - 1)
+            out.append(v)
+            state = (state * V) % self.n_states + v
+        return torch.tensor(out, dtype=torch.long)
+
+    def log_prob(self, seq: torch.Tensor, conditional: bool = False) -> torch.Tensor:
+        """Log-probability (nats) of ``seq`` under the true source.
+
+        Args:
+            seq: token ids, (N,) or (B, N), with N >= K.
+            conditional: if False, log pi(first K tokens) + sum of transition log-probs, the
+                log-probability of the whole sequence under a stationary start; if True, only
+                the N - K transition terms, log p(x_{K+1:} | x_{1:K}).
+
+        Returns:
+            A float64 tensor, () for a 1-D ``seq`` or (B,).
+        """
+        seq = torch.as_tensor(seq).long()
+        if seq.dim() not in (1, 2):
+            raise ValueError(f"seq must be (N,) or (B, N), got shape {tuple(seq.shape)}")
+        K = self.order
+        if seq.shape[-1] < K:
+            raise ValueError(f"seq needs at least order={K} tokens, got {seq.shape[-1]}")
+        if seq.numel() and (seq.min() < 0 or seq.max() >= self.vocab_size):
+            raise ValueError(f"seq ids must be in [0, {self.vocab_size}), got values out of range")
+        windows = seq.unfold(-1, K + 1, 1)  # (..., N - K, K + 1): context + next token
+        states = self._state_index(windows[..., :K])  # (..., N - K)
+        logp = self.transition.log()[states, windows[..., K]].sum(-1)  # (...)
+        if not conditional:
+            logp = logp + self.stationary_distribution().log()[self._state_index(seq[..., :K])]
+        return logp
+
+
+# --------------------------------------------------------------------------------------
+# 4. Small non-text sequences: raster images and quantised tones
+# --------------------------------------------------------------------------------------
+
+SHAPES = ("square", "circle", "cross", "ring")
+
+
+def shape_images(
+    n: int,
+    size: int = 12,
+    generator: Optional[torch.Generator] = None,
+    levels: int = 2,
+    return_labels: bool = False,
+):
+    """``n`` small raster images of one simple shape each, as integer pixel levels.
+
+    Each image has a black background (0) and one shape from :data:`SHAPES` (filled square,
+    filled circle, plus-shaped cross, ring) at a random centre and radius, drawn with a random
+    intensity in ``1 .. levels - 1`` (always 1 for binary images). Read in raster order
+    (:func:`flatten_images`) an image is a sequence of ``size * size`` tokens over a vocabulary
+    of ``levels`` symbols.
+
+    Args:
+        n: number of images (>= 1).
+        size: side length in pixels (6..64).
+        generator: seeded ``torch.Generator``; ``None`` uses seed 0.
+        levels: number of grey levels (2..256); 2 is binary.
+        return_labels: also return the shape index into :data:`SHAPES` of each image.
+
+    Returns:
+        LongTensor (n, size, size), and with ``return_labels`` a LongTensor (n,) of labels.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(size, int) or not 6 <= size <= 64:
+        raise ValueError(f"size must be an integer in [6, 64], got {size!r}")
+    if not isinstance(levels, int) or not 2 <= levels <= 256:
+        raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    labels = torch.randint(len(SHAPES), (n,), generator=g)  # (n,)
+    r = torch.randint(2, size // 2, (n,), generator=g).float()  # (n,) radius in pixels
+    # centre so that the shape stays inside the image
+    cy = (r + torch.rand(n, generator=g) * (size - 1 - 2 * r)).round()  # (n,)
+    cx = (r + torch.rand(n, generator=g) * (size - 1 - 2 * r)).round()  # (n,)
+    intensity = torch.randint(1, levels, (n,), generator=g)  # (n,)
+
+    coords = torch.arange(size, dtype=torch.float32)
+    dy = coords[None, :, None] - cy[:, None, None]  # (n, size, 1)
+    dx = coords[None, None, :] - cx[:, None, None]  # (n, 1, size)
+    rr = r[:, None, None]  # (n, 1, 1)
+    d2 = dy**2 + dx**2  # (n, size, size)
+    arm = (rr / 3).floor()  # half-width of the cross arms
+    masks = torch.stack(
+        [
+            (dy.abs() <= rr) & (dx.abs() <= rr),  # square
+            d2 <= rr**2 + 0.5,  # circle
+            ((dy.abs() <= arm) & (dx.abs() <= rr)) | ((dx.abs() <= arm) & (dy.abs() <= rr)),  # cross
+            (d2 <= rr**2 + 0.5) & (d2 >= (rr - 1.2) ** 2),  # ring
+        ],
+        dim=1,
+    )  # (n, 4, size, size)
+    mask = masks[torch.arange(n), labels]  # (n, size, size)
+    images = mask.long() * intensity[:, None, None]  # (n, size, size)
+    return (images, labels) if return_labels else images
+
+
+def flatten_images(images: torch.Tensor) -> torch.Tensor:
+    """(n, H, W) images -> (n, H * W) token sequences in raster (row-major) order."""
+    if images.dim() != 3:
+        raise ValueError(f"images must be (n, H, W), got shape {tuple(images.shape)}")
+    return images.reshape(images.shape[0], -1)
+
+
+def unflatten_images(seqs: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, size * size) raster-order sequences -> (n, size, size) images."""
+    if seqs.dim() != 2 or seqs.shape[1] != size * size:
+        raise ValueError(f"seqs must be (n, {size * size}) for size={size}, got {tuple(seqs.shape)}")
+    return seqs.reshape(seqs.shape[0], size, size)
+
+
+def _check_quantiser(levels: int, mode: str) -> None:
+    if not isinstance(levels, int) or not 2 <= levels <= 65536:
+        raise ValueError(f"levels must be an integer in [2, 65536], got {levels!r}")
+    if mode not in ("mu-law", "linear"):
+        raise ValueError(f"mode must be 'mu-law' or 'linear', got {mode!r}")
+
+
+def quantise(x: torch.Tensor, levels: int = 64, mode: str = "mu-law") -> torch.Tensor:
+    """Map amplitudes in [-1, 1] to integers in [0, levels - 1] (mu-law with mu = levels - 1)."""
+    _check_quantiser(levels, mode)
+    x = x.clamp(-1.0, 1.0)
+    if mode == "mu-law":
+        mu = levels - 1
+        x = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
+    return ((x + 1) / 2 * (levels - 1)).round().long()
+
+
+def dequantise(q: torch.Tensor, levels: int = 64, mode: str = "mu-law") -> torch.Tensor:
+    """Inverse of :func:`quantise`: integers in [0, levels - 1] -> float amplitudes in [-1, 1]."""
+    _check_quantiser(levels, mode)
+    y = q.double() / (levels - 1) * 2 - 1
+    if mode == "mu-law":
+        mu = levels - 1
+        y = torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
+    return y.float()
+
+
+def quantised_tones(
+    n: int,
+    length: int,
+    levels: int = 64,
+    sample_rate: int = 8000,
+    generator: Optional[torch.Generator] = None,
+    mode: str = "mu-law",
+    freq_range: tuple[float, float] = (100.0, 1000.0),
+    return_freqs: bool = False,
+):
+    """``n`` pure sine tones of random frequency, amplitude and phase, quantised to integers.
+
+    Tone i is ``a_i * sin(2 pi f_i t / sample_rate + phi_i)`` for t = 0 .. length - 1 with
+    ``f_i`` uniform in ``freq_range`` (Hz), ``a_i`` uniform in [0.5, 1], then quantised to
+    ``levels`` symbols (:func:`quantise`; mu-law like WaveNet, or linear).
+
+    Returns:
+        LongTensor (n, length) in [0, levels - 1]; with ``return_freqs`` also the float
+        frequencies (n,).
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    if not isinstance(sample_rate, int) or sample_rate < 1:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    lo, hi = freq_range
+    if not 0 < lo <= hi <= sample_rate / 2:
+        raise ValueError(
+            f"freq_range must satisfy 0 < low <= high <= sample_rate / 2 = {sample_rate / 2}, "
+            f"got {freq_range!r}"
+        )
+    _check_quantiser(levels, mode)
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    freqs = lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)  # (n,)
+    amp = 0.5 + 0.5 * torch.rand(n, generator=g, dtype=torch.float64)  # (n,)
+    phase = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)  # (n,)
+    t = torch.arange(length, dtype=torch.float64)  # (length,)
+    x = amp[:, None] * torch.sin(2 * math.pi * freqs[:, None] * t / sample_rate + phase[:, None])
+    q = quantise(x, levels, mode)  # (n, length)
+    return (q, freqs.float()) if return_freqs else q
