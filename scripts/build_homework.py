@@ -332,6 +332,45 @@ submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the 
 
 HOMEWORK = {"hw3_causal_attention": HW3}
 
+# Submissions that only call the reference (scripts/grade_demo.py checks they score 0).
+CHEATS = {
+    "hw3_causal_attention": {
+        "causal_mask": """
+from lmcourse.model import causal_mask as _reference_mask
+
+
+def causal_mask(T):
+    return _reference_mask(T)
+""",
+        "masked_attention": """
+import lmcourse.model as _ref
+
+
+def masked_attention(q, k, v, mask=None):
+    return _ref.scaled_dot_product_attention(q, k, v, mask)
+""",
+        "mhsa": """
+import lmcourse.model as _ref
+
+
+class MultiHeadCausalSelfAttention(_ref.CausalSelfAttention):
+    def __init__(self, n_embd, n_head, bias=True):
+        super().__init__(_ref.GPTConfig(n_embd=n_embd, n_head=n_head, bias=bias, dropout=0.0))
+""",
+    },
+}
+
+# An answer that never returns (the cell timeout must cut it): grade_id -> source.
+LOOPS = {
+    "hw3_causal_attention": {
+        "causal_mask": """
+def causal_mask(T):
+    while True:
+        T = T + 0
+""",
+    },
+}
+
 
 def build(name: str, cells: list, root: str = ROOT) -> str:
     """Write solutions/<name>/<name>.ipynb (no outputs) and return its path."""
