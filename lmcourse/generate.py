@@ -173,10 +173,11 @@ def _next_token_logits(
             starts = [max(s, len(c) - keep) for c, s in zip(contexts, starts)]
             cache = None  # the cached keys have the old positions: re-prefill
             width = max(len(c) - s for c, s in zip(contexts, starts))
-        windows = [c[s:] for c, s in zip(contexts, starts)]
         if not use_cache:
+            windows = [c[s:] for c, s in zip(contexts, starts)]
             logits, _ = _forward_window(model, windows, None)  # recompute everything
         elif cache is None:  # prefill the window once
+            windows = [c[s:] for c, s in zip(contexts, starts)]
             remaining = max_new_tokens - step  # positions this cache will ever need
             cache = model.new_kv_cache(len(windows), max_len=min(block, width + remaining))
             logits, mask = _forward_window(model, windows, cache)

@@ -267,3 +267,21 @@ def test_restores_training_mode(small):
 def test_invalid_arguments(small, kwargs, name):
     with pytest.raises(ValueError, match=name):
         generate(small, **kwargs)
+
+
+# ---- the bench-generate command (smoke test, tiny sizes; not a timing test) -----------
+
+TINY_BENCH = ["bench-generate", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--vocab-size", "64",
+              "--block-size", "32", "--prompt-len", "4", "--prefill-len", "16", "--new-tokens", "3", "6",
+              "--threads", "1"]
+
+
+def test_bench_generate_cli_smoke(capsys):
+    from lmcourse.__main__ import main
+
+    assert main(TINY_BENCH) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "prefill" in out and "transformers" in out
+    with pytest.raises(SystemExit) as exc:
+        main(TINY_BENCH + ["--new-tokens", "100"])  # longer than block_size
+    assert exc.value.code == 2
