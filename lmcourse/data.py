@@ -97,7 +97,7 @@ def get_batch(
     left by one, so ``y[b, t]`` is the token that follows ``x[b, :t + 1]``.
 
     Args:
-        data: 1-D integer tensor of token ids (N,), on the CPU.
+        data: 1-D integer tensor of token ids (N,), usually on the CPU.
         batch_size: number of windows B (>= 1).
         block_size: window length T (>= 1); ``data`` needs at least T + 1 tokens.
         generator: a seeded CPU ``torch.Generator``; the same seed gives the same batches.
@@ -105,7 +105,9 @@ def get_batch(
             is copied with ``non_blocking=True``.
 
     Returns:
-        ``(x, y)``, two int64 tensors of shape (B, T).
+        ``(x, y)``, two int64 tensors of shape (B, T). The offsets are drawn exactly like
+        ``lmcourse.train.sample_batch`` (one ``torch.randint(N - T, (B,))`` call), so both
+        give the same batches from the same generator state.
     """
     if not isinstance(data, torch.Tensor) or data.dim() != 1:
         raise ValueError("data must be a 1-D tensor of token ids")
@@ -130,7 +132,8 @@ def get_batch(
     y = data[idx + 1].long()  # (B, T)
     if device is not None:
         device = torch.device(device)
-        if device.type == "cuda":
+        if device.type == "cuda" and x.device.type == "cpu":
+            # page-locked host memory lets the copy run asynchronously with compute
             x = x.pin_memory().to(device, non_blocking=True)
             y = y.pin_memory().to(device, non_blocking=True)
         else:
