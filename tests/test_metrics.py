@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmcourse import metrics as M
 from lmcourse.model import GPT, GPTConfig
@@ -22,6 +24,20 @@ def test_log_softmax_matches_torch_and_is_stable():
     assert torch.allclose(out[1], torch.full((3,), -math.log(3)))
     masked = torch.tensor([0.0, float("-inf"), 0.0])
     assert torch.allclose(M.log_softmax(masked), torch.tensor([-math.log(2), float("-inf"), -math.log(2)]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=1, max_size=8),
+    st.floats(-1e4, 1e4, allow_nan=False),
+)
+def test_log_softmax_property(values, shift):
+    z = torch.tensor(values, dtype=torch.float64)
+    out = M.log_softmax(z)
+    assert torch.isfinite(out).all() and (out <= 0).all()
+    assert abs(float(out.exp().sum()) - 1) < 1e-9
+    assert torch.allclose(out, F.log_softmax(z, -1), atol=1e-9)
+    assert torch.allclose(M.log_softmax(z + shift), out, atol=1e-6)  # shift invariance
 
 
 def test_cross_entropy_matches_torch_with_ignore_index():
@@ -119,15 +135,15 @@ def test_sliding_window_stride_equals_block_is_chunks(tiny_gpt):
 
 
 def test_sliding_window_scores_every_token_once(tiny_gpt):
-    ids = torch.randint(11, (25,), generator=torch.Generator().manual_seed(1))
-    for stride in (1, 3, 5, 7):
+    ids = torch.randint(11, (18,), generator=torch.Generator().manual_seed(1))
+    for stride in (3, 7):
         _, nll, n = M.sliding_window_perplexity(tiny_gpt, ids, block_size=8, stride=stride, return_nll=True)
-        assert n == 24
+        assert n == 17
     # stride 1 = full context for every token: compare with token-by-token scoring
     _, nll1, _ = M.sliding_window_perplexity(tiny_gpt, ids, 8, 1, return_nll=True)
     want = 0.0
     with torch.no_grad():
-        for p in range(1, 25):
+        for p in range(1, 18):
             ctx = ids[max(0, p - 7) : p][None]
             logits, _ = tiny_gpt(ctx)
             want += -float(M.log_softmax(logits[0, -1])[ids[p]])
