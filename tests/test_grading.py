@@ -218,9 +218,12 @@ def test_nbgrader_pipeline():
         assert full and all(s == m for s, m in full.values()), full
         for student in ("release", "cheat", "edited"):
             assert all(s == 0 for s, _ in scores[name, student].values()), (student, scores[name, student])
-        looped = {gid for gid in build_homework.LOOPS.get(name, {})}
+        looped = list(build_homework.LOOPS.get(name, {}))
+        assert looped, "each homework demonstrates the cell timeout"
         loop = scores[name, "loop"]
-        assert loop and any(s == 0 for s, _ in loop.values()), loop
-        assert looped  # each homework demonstrates the timeout
+        for gid in looped:  # the test cell of a never-ending answer is cut: 0 points
+            assert loop[f"test_{gid}"][0] == 0, loop
+        # ... and grading went on: later cells that do not use it still score
+        assert any(s == m for s, m in loop.values()), loop
         for student in grade_demo.STUDENTS:
             print(f"{name} {student}: {seconds[name, student]:.1f} s to autograde")
