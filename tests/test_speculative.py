@@ -40,9 +40,8 @@ def chi2_statistic(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, in
     if small.any():
         obs = torch.cat([obs[~small], obs[small].sum().view(1)])
         expected = torch.cat([expected[~small], expected[small].sum().view(1)])
-        keep = expected > 0
-        obs, expected = obs[keep], expected[keep]
-    assert float(obs[expected == 0].sum()) == 0 if (expected == 0).any() else True
+    assert float(obs[expected == 0].sum()) == 0  # nothing where the target has probability 0
+    obs, expected = obs[expected > 0], expected[expected > 0]
     stat = float(((obs - expected) ** 2 / expected).sum())
     return stat, obs.numel() - 1
 
