@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 
+from lmcourse.generate import generate
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.sampling import SamplingConfig, process_logits
 from lmcourse.speculative import accept_or_resample, speculative_generate, speed_report
@@ -131,6 +132,7 @@ def test_greedy_equals_target_greedy(k, config):
     n = 25
     out = speculative_generate(target, draft, prompt, n, num_draft_tokens=k, sampling=config)
     assert out.tokens == greedy_reference(target, prompt, n, config)
+    assert out.tokens == generate(target, prompt, n, sampling=config).new_tokens[0]
     assert 0.0 <= out.acceptance_rate < 1.0  # the draft really gets rejected sometimes
     assert out.num_drafted > 0
     assert out.target_forward_passes == out.rounds < n  # one target pass per round
