@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: venv book test lint assignments grade-demo clean
+.PHONY: venv book test lint assignments grade-demo clean pretrained
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,4 +40,8 @@ grade-demo: venv
 	$(PY) scripts/grade_demo.py
 
 clean:
-	rm -rf _build gradebook.db submitted autograded feedback
+	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv
+
+## Retrain the shipped checkpoint (the command recorded in its metadata).
+pretrained: venv
+	$(PY) scripts/train_pretrained.py --name shakespeare-char --max-iters 2000 --lr 2e-3 --warmup-iters 100

@@ -19,7 +19,8 @@ Modules (lower layers never import upper ones):
 """
 
 from .devices import autocast_dtype, device, needs_grad_scaler, seed_everything, setup
+from .pretrained import load_pretrained
 
 __version__ = "0.1.0"
 
-__all__ = ["device", "autocast_dtype", "needs_grad_scaler", "seed_everything", "setup", "__version__"]
+__all__ = ["load_pretrained", "device", "autocast_dtype", "needs_grad_scaler", "seed_everything", "setup", "__version__"]
