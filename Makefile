@@ -5,7 +5,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: venv book test lint assignments grade-demo clean pretrained
 
@@ -26,7 +25,7 @@ book: venv
 ## Run every test: ruff, unit tests, notebook/book checks, the nbgrader grading pipeline.
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	MPLBACKEND=Agg $(PY) -m pytest
 
 lint: venv
 	$(VENV)/bin/ruff check .
