@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads, fixed for comparable numbers (1: best on a shared machine)")
     parser.add_argument("--no-hf", action="store_true", help="skip the transformers comparison")
+    parser.add_argument(
+        "--no-speculative", action="store_true",
+        help="skip speculative decoding with the shipped shakespeare-char target / draft pair",
+    )
+    parser.add_argument("--spec-tokens", type=int, default=200, help="new tokens for the speculative runs")
 
 
 def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     try:
         _bench(args)
+        if not args.no_speculative:
+            _bench_speculative(args.spec_tokens)
     finally:
         torch.set_num_threads(threads_before)
     return 0
@@ -145,3 +152,28 @@ def _bench(args: argparse.Namespace) -> None:
             t_hf, theirs = _timed(hf_generate, n)
             same = "" if ours.sequences[0] == theirs[0].tolist() else "  (tokens differ!)"
             print(f"{n:>10} {n / t_ours:>15.1f} {n / t_hf:>19.1f} {t_hf / t_ours:>5.2f}x{same}")
+
+
+def _bench_speculative(new_tokens: int, ks: tuple[int, ...] = (1, 2, 4, 6)) -> None:
+    """Greedy speculative decoding with the shipped target/draft pair vs the target alone."""
+    from ..generate import generate
+    from ..pretrained import load_pretrained
+    from ..sampling import SamplingConfig
+    from ..speculative import speculative_generate
+
+    target, tok = load_pretrained("shakespeare-char")
+    draft, _ = load_pretrained("shakespeare-char-draft")
+    prompt = tok.encode("ROMEO:\nWhat light through yonder window")
+    greedy = SamplingConfig(temperature=0.0)
+    n = min(new_tokens, target.config.block_size - len(prompt))
+    t_base, base = _timed(generate, target, prompt, n, greedy)
+    print(f"\nspeculative decoding, shipped shakespeare-char (target) + draft, greedy, {n} new tokens")
+    print(f"  target alone: {n / t_base:.1f} tok/s")
+    print(f"{'k':>4} {'acceptance':>11} {'target passes':>14} {'tok/s':>8} {'speed-up':>9}")
+    for k in ks:
+        t_spec, out = _timed(speculative_generate, target, draft, prompt, n, num_draft_tokens=k, sampling=greedy)
+        same = "" if out.tokens == base.new_tokens[0] else "  (differs from target greedy!)"
+        print(
+            f"{k:>4} {out.acceptance_rate:>11.2f} {out.target_forward_passes:>14} "
+            f"{n / t_spec:>8.1f} {t_base / t_spec:>8.2f}x{same}"
+        )
