@@ -134,6 +134,17 @@ def _check_specials(special_tokens: Sequence[str]) -> list[str]:
         raise ValueError(f"special_tokens contains duplicates: {specials!r}")
     return specials
 
+def _check_vocab_size(vocab_size: int, n_specials: int) -> None:
+    """A byte-level BPE needs room for the 256 bytes and every special token."""
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+        raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
+    if vocab_size < 256 + n_specials:
+        raise ValueError(
+            f"vocab_size must be >= 256 + {n_specials} special tokens = "
+            f"{256 + n_specials}, got {vocab_size}"
+        )
+
+
 
 def _read_json(path: PathLike) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
@@ -430,13 +441,7 @@ class BPETokenizer(Tokenizer):
         """
         _check_text(text)
         specials = _check_specials(special_tokens)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
-        if vocab_size < 256 + len(specials):
-            raise ValueError(
-                f"vocab_size must be >= 256 + {len(specials)} special tokens = "
-                f"{256 + len(specials)}, got {vocab_size}"
-            )
+        _check_vocab_size(vocab_size, len(specials))
         if pattern == "gpt2":
             pattern = GPT2_PATTERN
         compiled = _re.compile(pattern) if pattern is not None else None
@@ -646,13 +651,7 @@ class HFBPETokenizer(Tokenizer):
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
         specials = _check_specials(special_tokens)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
-        if vocab_size < 256 + len(specials):
-            raise ValueError(
-                f"vocab_size must be >= 256 + {len(specials)} special tokens = "
-                f"{256 + len(specials)}, got {vocab_size}"
-            )
+        _check_vocab_size(vocab_size, len(specials))
         texts = [text] if isinstance(text, str) else list(text)
         for t in texts:
             _check_text(t)
