@@ -1,0 +1,1 @@
+"""One module per homework: CELLS (the notebook), CHEATS and LOOPS (grading demo)."""
