@@ -10,10 +10,19 @@ as any small model a homework builds. Read it top to bottom:
 4. :class:`Trainer`: the loop (accumulation, clipping, mixed precision, eval, checkpoints,
    resume, divergence detection).
 5. :data:`PRESETS`: ready-made model + training configurations.
+
+More than one GPU: the same Trainer runs under PyTorch's own distributed engine. Launch
+``torchrun --nproc_per_node=N -m lmcourse train --preset gpu-small --out DIR``;
+:func:`init_distributed` joins the process group, and a Trainer created inside it wraps
+the model in ``DistributedDataParallel``. Every rank draws the same seeded global batch of
+``N * batch_size`` windows and trains on its own slice, so N ranks with batch B take the
+same steps as one process with batch N·B; evaluation losses are averaged over ranks, and
+only rank 0 shows progress, calls callbacks and writes checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
@@ -22,8 +31,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Optional, Union
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
+from .data import get_batch
 from .devices import autocast_dtype
 from .devices import device as pick_device
 from .model import atomic_torch_save, load_checkpoint_file
@@ -38,6 +49,8 @@ __all__ = [
     "param_groups",
     "sample_batch",
     "estimate_loss",
+    "init_distributed",
+    "list_checkpoints",
 ]
 
 CHECKPOINT_FORMAT = "lmcourse-trainer"
@@ -191,13 +204,53 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 def sample_batch(
     data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random windows of ``data``: inputs x and next-token targets y (B, T)."""
-    if data.numel() <= block_size:
-        raise ValueError(f"data has {data.numel()} tokens; it needs more than block_size={block_size}")
-    starts = torch.randint(data.numel() - block_size, (batch_size,), generator=generator)
-    x = torch.stack([data[i : i + block_size] for i in starts.tolist()])
-    y = torch.stack([data[i + 1 : i + 1 + block_size] for i in starts.tolist()])
-    return x, y
+    """``batch_size`` random windows of ``data``: inputs x and next-token targets y (B, T).
+
+    The same as :func:`lmcourse.data.get_batch` (kept here for older notebooks).
+    """
+    return get_batch(data, batch_size, block_size, generator)
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the running process group, or ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _rank_batch(
+    data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's slice of a global batch of ``world_size * batch_size`` windows.
+
+    Every rank draws the same global batch from its (identically seeded) generator and
+    keeps rows ``rank * B : (rank + 1) * B``: each rank sees different data, and the
+    union over ranks is exactly the batch one process with ``world_size * B`` would draw.
+    """
+    rank, world = _world()
+    x, y = get_batch(data, world * batch_size, block_size, generator)  # (W*B, T)
+    rows = slice(rank * batch_size, (rank + 1) * batch_size)
+    return x[rows], y[rows]  # (B, T)
+
+
+def init_distributed() -> tuple[int, int, int]:
+    """Join the process group that ``torchrun`` describes; return (rank, world, local_rank).
+
+    Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) this does nothing and
+    returns ``(0, 1, 0)``. Uses NCCL when CUDA is available (one GPU per local rank),
+    gloo otherwise (CPU, e.g. to test on a laptop).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size(), local_rank
 
 
 @torch.no_grad()
@@ -210,7 +263,11 @@ def estimate_loss(
     seed: int,
     dtype: torch.dtype = torch.float32,
 ) -> float:
-    """Mean loss of ``model`` over ``eval_iters`` batches fixed by ``seed`` (eval mode)."""
+    """Mean loss of ``model`` over ``eval_iters`` batches fixed by ``seed`` (eval mode).
+
+    Inside a process group each rank evaluates its slice of every global batch and the
+    result is averaged over ranks, so every rank returns the same number.
+    """
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -218,12 +275,17 @@ def estimate_loss(
     total = 0.0
     try:
         for _ in range(eval_iters):
-            x, y = sample_batch(data, batch_size, block_size, gen)
+            x, y = _rank_batch(data, batch_size, block_size, gen)
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32):
                 _, loss = model(x.to(dev), y.to(dev))
             total += float(loss)
     finally:
         model.train(was_training)
+    _, world = _world()
+    if world > 1:
+        t = torch.tensor([total], dtype=torch.float64, device=dev if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(t)  # sum over ranks
+        total = float(t) / world
     return total / eval_iters
 
 
@@ -245,6 +307,10 @@ class Trainer:
 
     ``history`` is a list of dicts (``kind`` "train" or "eval") ready for plotting;
     each callback is called as ``callback(trainer, record)`` for every new record.
+
+    Created inside a ``torch.distributed`` process group (see :func:`init_distributed`),
+    the Trainer trains with ``DistributedDataParallel``: ``config.batch_size`` is then
+    the batch of each rank.
     """
 
     def __init__(
@@ -261,7 +327,11 @@ class Trainer:
                     f"{name} must be a 1-D tensor of more than block_size={config.block_size} token ids"
                 )
         self.config = config
+        self.rank, self.world_size = _world()
+        self.is_main = self.rank == 0  # only rank 0 logs, calls callbacks, writes files
         self.device = pick_device(None if config.device == "auto" else config.device)
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.dtype = autocast_dtype(self.device) if config.dtype == "auto" else _DTYPES[config.dtype]
         self.model = model.to(self.device)
         self.model.train()
@@ -276,8 +346,15 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.generator = torch.Generator().manual_seed(config.seed)  # draws the training batches
-        torch.manual_seed(config.seed)  # dropout
-        self._forward = torch.compile(self.model) if config.compile else self.model
+        torch.manual_seed(config.seed + self.rank)  # dropout: a different mask on each rank
+        self._ddp: Optional[nn.Module] = None
+        wrapped = self.model
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = wrapped = DistributedDataParallel(self.model, device_ids=ids)
+        self._forward = torch.compile(wrapped) if config.compile else wrapped
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.last_checkpoint: Optional[str] = None
@@ -307,11 +384,15 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total = 0.0
-        for _ in range(cfg.grad_accum):
-            x, y = sample_batch(self.train_data, cfg.batch_size, cfg.block_size, self.generator)
+        for micro in range(cfg.grad_accum):
+            x, y = _rank_batch(self.train_data, cfg.batch_size, cfg.block_size, self.generator)
             x, y = x.to(self.device), y.to(self.device)
             x = self._scheduled_sampling(x)
-            with self._autocast():
+            # DDP all-reduces gradients in backward; skip it on all but the last micro-batch
+            # (no_sync must wrap the forward: that is where DDP reads the flag)
+            last = micro == cfg.grad_accum - 1
+            sync = contextlib.nullcontext() if self._ddp is None or last else self._ddp.no_sync()
+            with sync, self._autocast():
                 _, loss = self._forward(x, y)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
@@ -349,8 +430,9 @@ class Trainer:
 
     def _record(self, record: dict[str, Any]) -> None:
         self.history.append(record)
-        for callback in self.callbacks:
-            callback(self, record)
+        if self.is_main:
+            for callback in self.callbacks:
+                callback(self, record)
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -366,8 +448,8 @@ class Trainer:
             raise ValueError(f"until must be in [{self.step}, max_iters={cfg.max_iters}], got {until}")
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=until, initial=self.step, disable=not cfg.progress, desc="train")
-        tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum
+        bar = tqdm(total=until, initial=self.step, disable=not (cfg.progress and self.is_main), desc="train")
+        tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * self.world_size
         t0 = time.perf_counter()
         try:
             while self.step < until:
@@ -384,7 +466,7 @@ class Trainer:
                 if at_eval or self.step == cfg.max_iters:
                     if self.val_data is not None:
                         self.evaluate()
-                    if cfg.ckpt_dir is not None:
+                    if cfg.ckpt_dir is not None and self.is_main:
                         self.save_checkpoint()
                     t0 = time.perf_counter()  # do not count eval in tokens/s
         finally:
@@ -415,7 +497,11 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: Optional[str] = None) -> str:
-        """Write a checkpoint atomically (default ``ckpt_dir/ckpt_<step>.pt``); keep the last N."""
+        """Write a checkpoint atomically (default ``ckpt_dir/ckpt_<step>.pt``); keep the last N.
+
+        Under DDP call it on rank 0 only (:meth:`train` does); the weights are the same on
+        every rank.
+        """
         if path is None:
             if self.config.ckpt_dir is None:
                 raise ValueError("save_checkpoint() needs a path or TrainConfig.ckpt_dir")
@@ -460,6 +546,8 @@ class Trainer:
         if rng.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.generator.set_state(rng["batches"].cpu())
+        if self.world_size > 1:  # the checkpoint holds rank 0's dropout state
+            torch.manual_seed(self.config.seed + self.rank + self.step)
         self.last_checkpoint = path
         return self.step
 

@@ -3,6 +3,10 @@
 Chapter 4 (training): trains a preset of :data:`lmcourse.train.PRESETS` on char-level
 Shakespeare, writing checkpoints (``ckpt_*.pt``), the tokenizer and ``history.json`` to
 ``--out``. ``--resume`` continues from the newest checkpoint in ``--out``.
+
+Several GPUs (or CPU processes): ``torchrun --nproc_per_node=N -m lmcourse train ...``
+runs one process per GPU with DistributedDataParallel; ``batch_size`` is per process, and
+only rank 0 prints and writes files.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import shakespeare_text, split
     from ..model import GPT, GPTConfig
     from ..tokenization import CharTokenizer
-    from ..train import Trainer, preset
+    from ..train import Trainer, init_distributed, preset
 
     if args.max_iters is not None and args.max_iters < 1:
         raise ValueError(f"--max-iters must be >= 1, got {args.max_iters}")
@@ -52,20 +56,31 @@ def run(args: argparse.Namespace) -> int:
     train_ids = torch.tensor(tokenizer.encode(train_text, allow_special=False))
     val_ids = torch.tensor(tokenizer.encode(val_text, allow_special=False))
 
-    torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, **model_kw))
-    trainer = Trainer(model, cfg, train_ids, val_ids)
-    if args.resume:
-        step = trainer.resume(args.out)
-        print(f"resumed from step {step} ({trainer.last_checkpoint})")
-    os.makedirs(args.out, exist_ok=True)
-    tokenizer.save(os.path.join(args.out, "tokenizer.json"))
-    print(f"training {args.preset}: {model.num_params():,} parameters, {cfg.max_iters} iters on {trainer.device}")
-    trainer.train()
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump(trainer.history, f, indent=1)
-    evals = [h for h in trainer.history if h["kind"] == "eval"]
-    if evals:
-        print(f"step {evals[-1]['step']}: val loss {evals[-1]['val_loss']:.4f} (ppl {evals[-1]['val_ppl']:.2f})")
-    print(f"checkpoint: {trainer.last_checkpoint}")
+    rank, world, _ = init_distributed()  # (0, 1, 0) unless launched by torchrun
+    try:
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, **model_kw))
+        trainer = Trainer(model, cfg, train_ids, val_ids)
+        say = print if rank == 0 else (lambda *a, **k: None)
+        if args.resume:
+            step = trainer.resume(args.out)
+            say(f"resumed from step {step} ({trainer.last_checkpoint})")
+        if rank == 0:
+            os.makedirs(args.out, exist_ok=True)
+            tokenizer.save(os.path.join(args.out, "tokenizer.json"))
+        where = f"{world} processes ({trainer.device.type})" if world > 1 else str(trainer.device)
+        say(f"training {args.preset}: {model.num_params():,} parameters, {cfg.max_iters} iters on {where}")
+        trainer.train()
+        if rank == 0:
+            with open(os.path.join(args.out, "history.json"), "w") as f:
+                json.dump(trainer.history, f, indent=1)
+        evals = [h for h in trainer.history if h["kind"] == "eval"]
+        if evals:
+            say(f"step {evals[-1]['step']}: val loss {evals[-1]['val_loss']:.4f} (ppl {evals[-1]['val_ppl']:.2f})")
+        say(f"checkpoint: {trainer.last_checkpoint}")
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     return 0
