@@ -1,0 +1,240 @@
+"""Figures of the generation loop (chapter 6): what the model proposed at each step.
+
+:func:`trace_generation` runs the autoregressive loop (prefill + one-token decode with the
+KV cache, exactly as :func:`lmcourse.generate.generate` does) and records, at every step,
+the most likely candidates of the distribution the token was drawn from. The figures draw
+one step (:func:`plot_step`), a grid over the first steps (:func:`plot_candidate_grid`), and
+the timing comparison of one parallel forward against a sequential loop
+(:func:`plot_parallel_vs_sequential`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ..model import GPT
+from ..sampling import SamplingConfig, process_logits
+from .distribution import token_label
+
+__all__ = [
+    "LoopTrace",
+    "trace_generation",
+    "plot_step",
+    "plot_candidate_grid",
+    "plot_parallel_vs_sequential",
+]
+
+
+@dataclass
+class LoopTrace:
+    """A recorded generation: the prompt, the chosen tokens and the top candidates per step.
+
+    Attributes:
+        prompt_ids: the prompt's token ids.
+        chosen: the id chosen at every step (length n_steps).
+        top_ids: (n_steps, k) ids of the k most likely candidates at every step, best first.
+        top_probs: (n_steps, k) their probabilities under the distribution that was sampled.
+        chosen_probs: (n_steps,) the probability of the chosen token.
+        vocab: the token strings, in id order.
+    """
+
+    prompt_ids: list[int]
+    chosen: list[int]
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    chosen_probs: np.ndarray
+    vocab: list[str]
+
+    @property
+    def n_steps(self) -> int:
+        """Number of generated tokens."""
+        return len(self.chosen)
+
+    def prefix(self, step: int) -> str:
+        """The text the model saw when it chose the token of ``step`` (prompt + earlier picks)."""
+        ids = self.prompt_ids + self.chosen[:step]
+        return "".join(self.vocab[i] for i in ids)
+
+    def chosen_rank(self, step: int) -> Optional[int]:
+        """0-based rank of the chosen token among the top-k of ``step`` (None if outside)."""
+        hits = np.nonzero(self.top_ids[step] == self.chosen[step])[0]
+        return int(hits[0]) if hits.size else None
+
+
+@torch.no_grad()
+def trace_generation(
+    model: GPT,
+    tokenizer: Any,
+    prompt: str,
+    n_steps: int,
+    sampling: Optional[SamplingConfig] = None,
+    k: int = 5,
+    generator: Optional[torch.Generator] = None,
+) -> LoopTrace:
+    """Generate ``n_steps`` tokens after ``prompt`` and record the top-``k`` candidates of each step.
+
+    The loop is the one of :func:`lmcourse.generate.generate` (KV cache, the same logits
+    processing and the same random draws), so with the same ``generator`` seed it picks the
+    same tokens. The prompt plus the new tokens must fit in the model's ``block_size``.
+
+    Args:
+        model: an lmcourse GPT.
+        tokenizer: anything with ``encode``, ``decode`` and ``vocab_size``.
+        prompt: the text to continue.
+        n_steps: number of tokens to generate (>= 1).
+        sampling: how to pick (default: plain sampling at temperature 1).
+        k: how many candidates to record per step.
+        generator: ``torch.Generator`` for the draws.
+    """
+    sampling = SamplingConfig() if sampling is None else sampling
+    ids = list(tokenizer.encode(prompt))
+    if n_steps < 1 or not ids:
+        raise ValueError("trace_generation needs a non-empty prompt and n_steps >= 1")
+    if len(ids) + n_steps > model.config.block_size:
+        raise ValueError(
+            f"prompt ({len(ids)} tokens) + n_steps ({n_steps}) exceeds block_size={model.config.block_size}"
+        )
+    vocab = [tokenizer.decode([i]) for i in range(model.config.vocab_size)]
+    k = min(k, model.config.vocab_size)
+    device = model.transformer.wte.weight.device
+    was_training = model.training
+    model.eval()
+    cache = model.new_kv_cache(1, max_len=len(ids) + n_steps)
+    context = list(ids)
+    chosen: list[int] = []
+    top_ids, top_probs, chosen_probs = [], [], []
+    feed = torch.tensor([ids], dtype=torch.long, device=device)  # prefill: the whole prompt
+    try:
+        for _ in range(n_steps):
+            logits, _ = model(feed, kv_cache=cache)
+            last = logits[:, -1, :].float()  # (1, V): only the last position matters
+            previous = [context] if sampling.repetition_penalty is not None else None
+            processed = process_logits(last, sampling, previous)
+            if sampling.greedy:
+                nxt = processed.argmax(dim=-1)
+            else:
+                probs = torch.softmax(processed, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            # the distribution the token came from (temperature 0: after the filters)
+            p = torch.softmax(processed, dim=-1)[0].cpu()
+            top = torch.topk(p, k)
+            token = int(nxt.item())
+            top_ids.append(top.indices.numpy())
+            top_probs.append(top.values.numpy())
+            chosen_probs.append(float(p[token]))
+            chosen.append(token)
+            context.append(token)
+            feed = torch.tensor([[token]], dtype=torch.long, device=device)  # decode: one token
+    finally:
+        model.train(was_training)
+    return LoopTrace(
+        prompt_ids=ids,
+        chosen=chosen,
+        top_ids=np.stack(top_ids),
+        top_probs=np.stack(top_probs),
+        chosen_probs=np.array(chosen_probs),
+        vocab=vocab,
+    )
+
+
+def _short(text: str, width: int = 48) -> str:
+    text = text.replace("\n", "\u21b5")
+    return text if len(text) <= width else "\u2026" + text[-(width - 1) :]
+
+
+def plot_step(trace: LoopTrace, step: int, ax: Optional[plt.Axes] = None) -> plt.Figure:
+    """Bar chart of the top candidates at ``step``; the chosen token's bar is orange.
+
+    If the chosen token is not among the recorded top-k, it is added as an extra bar.
+    """
+    if not 0 <= step < trace.n_steps:
+        raise ValueError(f"step must be in [0, {trace.n_steps - 1}], got {step}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+    else:
+        fig = ax.figure
+    ids = list(trace.top_ids[step])
+    probs = list(trace.top_probs[step])
+    chosen = trace.chosen[step]
+    if chosen not in ids:
+        ids.append(chosen)
+        probs.append(trace.chosen_probs[step])
+    colors = ["tab:orange" if i == chosen else "tab:blue" for i in ids]
+    x = np.arange(len(ids))
+    bars = ax.bar(x, probs, color=colors)
+    for bar, v in zip(bars, probs):
+        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [token_label(trace.vocab[i]) for i in ids])
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("probability")
+    ax.set_title(
+        f"step {step + 1}: after \u201c{_short(trace.prefix(step))}\u201d\n"
+        f"chosen {token_label(trace.vocab[chosen])!r} (orange), p = {trace.chosen_probs[step]:.2f}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_candidate_grid(trace: LoopTrace, n_steps: Optional[int] = None, ax: Optional[plt.Axes] = None) -> plt.Figure:
+    """Grid of the top candidates over the first ``n_steps`` steps (columns) by rank (rows).
+
+    Each cell shows a candidate token, coloured by its probability; the chosen token of each
+    step is outlined in black. Reading the outlined cells left to right spells the output.
+    """
+    n = trace.n_steps if n_steps is None else min(n_steps, trace.n_steps)
+    k = trace.top_ids.shape[1]
+    probs = trace.top_probs[:n].T  # (k, n)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * n + 1.5), 0.45 * k + 1.6))
+    else:
+        fig = ax.figure
+    im = ax.imshow(probs, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for s in range(n):
+        for r in range(k):
+            tok = trace.vocab[int(trace.top_ids[s, r])]
+            ax.text(s, r, token_label(tok), ha="center", va="center", fontsize=8,
+                    color="white" if probs[r, s] > 0.6 else "black")
+        rank = trace.chosen_rank(s)
+        if rank is not None:
+            ax.add_patch(plt.Rectangle((s - 0.5, rank - 0.5), 1, 1, fill=False, ec="black", lw=1.8))
+    ax.set_xticks(range(n), [str(s + 1) for s in range(n)], fontsize=7)
+    ax.set_yticks(range(k), [f"#{r + 1}" for r in range(k)])
+    ax.set_xlabel("generation step")
+    ax.set_ylabel("candidate rank")
+    ax.set_title(f"top-{k} candidates per step after \u201c{_short(trace.prefix(0), 30)}\u201d (chosen: outlined)")
+    fig.colorbar(im, ax=ax, label="probability", fraction=0.03, pad=0.01)
+    fig.tight_layout()
+    return fig
+
+
+def plot_parallel_vs_sequential(times: Mapping[str, float], n_tokens: int, ax: Optional[plt.Axes] = None) -> plt.Figure:
+    """Horizontal bars of wall-clock times (seconds) for processing ``n_tokens`` tokens.
+
+    Args:
+        times: label -> seconds, e.g. one parallel forward vs a sequential loop.
+        n_tokens: the number of positions each measurement covered (for the title).
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 0.6 * len(times) + 1.4))
+    else:
+        fig = ax.figure
+    labels = list(times)
+    ms = [1000 * times[k] for k in labels]
+    y = np.arange(len(labels))
+    bars = ax.barh(y, ms, color=["tab:green", "tab:orange", "tab:red", "tab:purple"][: len(labels)])
+    for bar, v in zip(bars, ms):
+        ax.text(v, bar.get_y() + bar.get_height() / 2, f" {v:.1f} ms", va="center", fontsize=9)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(ms) * 1.25)
+    ax.set_xlabel("wall-clock time (ms)")
+    ax.set_title(f"{n_tokens} positions: all at once vs one after another")
+    fig.tight_layout()
+    return fig
+
