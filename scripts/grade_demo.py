@@ -58,6 +58,19 @@ def submission(kind: str, release_nb, solution_nb, name: str):
     return nb
 
 
+def manual_grade_ids(name: str, root: str = ROOT) -> set[str]:
+    """Grade ids of the manually graded cells of homework ``name`` (solution and grade)."""
+    ids = set()
+    folder = os.path.join(root, "solutions", name)
+    for fname in sorted(os.listdir(folder)):
+        if fname.endswith(".ipynb"):
+            for cell in nbformat.read(os.path.join(folder, fname), as_version=4).cells:
+                meta = _nbg(cell)
+                if meta.get("grade") and meta.get("solution"):
+                    ids.add(meta["grade_id"])
+    return ids
+
+
 def grade(names: list[str], timeout: int = 60, students=STUDENTS) -> tuple[dict, dict]:
     """Return ({(hw, student): {grade_id: (score, max)}}, {(hw, student): seconds})."""
     from nbgrader.api import Gradebook
@@ -109,8 +122,10 @@ def main(argv: list[str]) -> None:
         total = [f"{sum(v[0] for v in c.values()):g}/{sum(v[1] for v in c.values()):g}" for c in cells]
         print(f"{name:24s} " + " ".join(f"{t:>10s}" for t in total))
         print(f"{'  seconds to autograde':24s} " + " ".join(f"{seconds[name, s]:10.1f}" for s in STUDENTS))
+        manual = manual_grade_ids(name)
         for gid in sorted(cells[0]):
-            print(f"  {gid:22s} " + " ".join(f"{c[gid][0]:>10g}" for c in cells))
+            note = "  (graded by hand: autograde gives 0)" if gid in manual else ""
+            print(f"  {gid:22s} " + " ".join(f"{c[gid][0]:>10g}" for c in cells) + note)
 
 
 if __name__ == "__main__":
