@@ -1,0 +1,76 @@
+"""The pipeline stepper runs a real request end to end, headless, and follows its control."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from lmcourse.chat import apply_chat_template  # noqa: E402
+from lmcourse.model import GPT, GPTConfig  # noqa: E402
+from lmcourse.plots.pipeline import STAGES, plot_pipeline  # noqa: E402
+from lmcourse.tokenization import CharTokenizer  # noqa: E402
+from lmcourse.widgets.pipeline import PipelineStepper, reassemble, run_pipeline  # noqa: E402
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+
+def _model_tok():
+    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyzBH .!\n")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16))
+    return model, tok
+
+
+def test_reassemble_cuts_at_end_marker():
+    assert reassemble(" Hello!<|im_end|>\njunk") == "Hello!"
+    assert reassemble("no end") == "no end"
+    assert reassemble("Hi</s>more", "zephyr") == "Hi"
+    assert reassemble("Hi<|eot_id|>", "llama3") == "Hi"
+    with pytest.raises(ValueError):
+        reassemble("x", "nope")
+
+
+def test_run_pipeline_records_every_stage():
+    model, tok = _model_tok()
+    trace = run_pipeline(MESSAGES, model, tok, max_new_tokens=12)
+    assert json.loads(trace.request_json)["messages"] == MESSAGES
+    assert trace.prompt == apply_chat_template(MESSAGES)
+    assert trace.prompt_ids == tok.encode(trace.prompt)
+    assert tok.special_tokens["<|im_start|>"] in trace.prompt_ids  # one id per marker
+    assert "".join(trace.prompt_tokens) == trace.prompt
+    assert 1 <= len(trace.new_ids) <= 12
+    assert trace.raw_output == tok.decode(trace.new_ids)
+    assert trace.reply == reassemble(trace.raw_output)
+    resp = json.loads(trace.response_json)
+    assert resp["usage"]["prompt_tokens"] == len(trace.prompt_ids)
+    assert resp["usage"]["completion_tokens"] == len(trace.new_ids)
+    assert resp["choices"][0]["message"]["content"] == trace.reply
+    assert trace.finish_reason in ("stop", "length")
+    fig = plot_pipeline(trace)
+    assert len(fig.axes) == len(STAGES)
+    plt.close(fig)
+
+
+def test_stepper_builds_and_follows_its_control():
+    model, tok = _model_tok()
+    trace = run_pipeline(MESSAGES, model, tok, max_new_tokens=5)
+    st = PipelineStepper(trace)
+    assert st.renders == 1 and st.step == 2 and st.stage == STAGES[2]
+    st.slider.value = 0  # as a user would
+    assert st.renders == 2 and st.step == 0 and "messages" in st.info.value
+    st.update(4)
+    assert st.renders == 3 and st.slider.value == 4
+    st.update(4)  # same value still redraws
+    assert st.renders == 4
+    for step in range(len(STAGES)):
+        st.update(step)
+        fig = st.figure()
+        assert fig.axes
+        plt.close(fig)
+    with pytest.raises(ValueError):
+        st.update(len(STAGES))
