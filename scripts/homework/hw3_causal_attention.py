@@ -12,8 +12,10 @@ CELLS = [
     md('''
 # HW3: Causal attention
 
+Open this notebook on Colab: <https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments/hw3_causal_attention/hw3_causal_attention.ipynb>
+
 In this homework you rebuild the heart of the decoder from
-[Chapter 5, *Causal masking & the decoder*](../../book/05_causal_masking.ipynb):
+[Chapter 5, *Causal masking & the decoder*](https://lmcourse-org.github.io/lmcourse/book/05_causal_masking.html):
 
 1. `causal_mask(T)`: the lower-triangular boolean mask (2 points);
 2. `masked_attention(q, k, v, mask)`: masked scaled dot-product attention (3 points);
