@@ -174,7 +174,7 @@ def plot_step(trace: LoopTrace, step: int, ax: Optional[plt.Axes] = None) -> plt
     ax.set_ylabel("probability")
     ax.set_title(
         f"step {step + 1}: after \u201c{_short(trace.prefix(step))}\u201d\n"
-        f"chosen {token_label(trace.vocab[chosen])!r} (orange), p = {trace.chosen_probs[step]:.2f}",
+        f"chosen \u201c{token_label(trace.vocab[chosen])}\u201d (orange), p = {trace.chosen_probs[step]:.3f}",
         fontsize=10,
     )
     fig.tight_layout()
