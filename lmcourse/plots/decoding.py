@@ -130,6 +130,7 @@ def plot_diversity_quality(
     points: Sequence[dict],
     reference: Optional[dict] = None,
     ax: Optional[plt.Axes] = None,
+    xlabel: str = "diversity: distinct n-grams / all n-grams",
 ) -> plt.Figure:
     """Diversity (x) against quality (y) for several decoding settings.
 
@@ -139,6 +140,7 @@ def plot_diversity_quality(
         reference: an optional dict with ``"label"``, ``"diversity"``, ``"quality"`` drawn as a
             star (e.g. real text).
         ax: axes to draw into.
+        xlabel: the x-axis label (say which n-grams).
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4.4))
@@ -157,7 +159,7 @@ def plot_diversity_quality(
     if reference is not None:
         ax.plot([reference["diversity"]], [reference["quality"]], marker="*", ms=14, ls="",
                 color="black", label=reference["label"])
-    ax.set_xlabel("diversity: distinct word bigrams / all bigrams")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("quality: mean model log p per char (\u03c4 = 1)")
     ax.set_title("coherence vs diversity")
     ax.legend(fontsize=8)
