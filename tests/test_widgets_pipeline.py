@@ -74,3 +74,22 @@ def test_stepper_builds_and_follows_its_control():
         plt.close(fig)
     with pytest.raises(ValueError):
         st.update(len(STAGES))
+
+
+def test_sft_batch_keeps_only_assistant_targets():
+    from lmcourse.chat import encode_chat
+    from lmcourse.sft import conversation, sft_batch
+
+    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyzBGHT .!,;\n")
+    a = encode_chat(conversation("Greet Hal.", "Good morrow, Hal!"), tok)
+    b = encode_chat(conversation("Thank Ba.", "I thank thee, Ba."), tok)
+    x, y = sft_batch([a, b])
+    for row, (ids, mask) in enumerate([a, b]):
+        n = len(ids) - 1
+        assert torch.equal(x[row, :n], ids[:-1])
+        kept = y[row, :n] != -100
+        assert torch.equal(kept, mask[1:].bool())
+        assert torch.equal(y[row, :n][kept], ids[1:][mask[1:].bool()])
+        assert bool((y[row, n:] == -100).all())  # padding is ignored
+    # the last kept target of each row is the end-of-turn token
+    assert int(y[0, len(a[0]) - 2]) == tok.special_tokens["<|im_end|>"]
