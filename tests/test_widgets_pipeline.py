@@ -80,7 +80,7 @@ def test_sft_batch_keeps_only_assistant_targets():
     from lmcourse.chat import encode_chat
     from lmcourse.sft import conversation, sft_batch
 
-    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyzBGHT .!,;\n")
+    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyzBGHIT .!,;\n")
     a = encode_chat(conversation("Greet Hal.", "Good morrow, Hal!"), tok)
     b = encode_chat(conversation("Thank Ba.", "I thank thee, Ba."), tok)
     x, y = sft_batch([a, b])
@@ -91,5 +91,5 @@ def test_sft_batch_keeps_only_assistant_targets():
         assert torch.equal(kept, mask[1:].bool())
         assert torch.equal(y[row, :n][kept], ids[1:][mask[1:].bool()])
         assert bool((y[row, n:] == -100).all())  # padding is ignored
-    # the last kept target of each row is the end-of-turn token
-    assert int(y[0, len(a[0]) - 2]) == tok.special_tokens["<|im_end|>"]
+    # the last kept target of a row is the end-of-turn token
+    assert int(y[0, len(a[0]) - 3]) == tok.special_tokens["<|im_end|>"]  # then "\n", untrained
