@@ -78,3 +78,12 @@ def test_other_figures():
     fig = plot_position_loss([3.0, 2.5, 2.0, 1.9], block_size=4)
     assert list(fig.axes[0].lines[0].get_ydata()) == [3.0, 2.5, 2.0, 1.9]
     plt.close(fig)
+
+
+def test_log2_buckets():
+    from lmcourse.plots.attention_cost import log2_buckets
+
+    ends, means = log2_buckets(list(range(128)))
+    assert ends == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert means[:4] == [0.0, 1.0, 2.5, 5.5]
+    assert log2_buckets([3.0] * 5) == ([1, 2, 4, 5], [3.0] * 4)

@@ -35,6 +35,7 @@ __all__ = [
     "strided_mask",
     "global_window_mask",
     "plot_long_context_masks",
+    "log2_buckets",
     "plot_position_loss",
 ]
 
@@ -265,21 +266,41 @@ def plot_long_context_masks(T: int = 24, window: int = 6, stride: int = 6, n_glo
     return fig
 
 
+def log2_buckets(values: Sequence[float]) -> tuple[list[int], list[float]]:
+    """Average ``values[t]`` (t = 0, 1, ...) over the context sizes 1, 2, 3-4, 5-8, 9-16, ...
+
+    Returns:
+        ``(ends, means)``: the largest context size of each bucket (1, 2, 4, 8, ...) and the
+        mean of the values whose context size t + 1 falls in it.
+    """
+    y = np.asarray(values, dtype=float)
+    ends, means, prev, end = [], [], 0, 1
+    while prev < len(y):
+        end = min(end, len(y))
+        ends.append(end)
+        means.append(float(y[prev:end].mean()))  # context sizes prev + 1 .. end
+        prev, end = end, 2 * end
+    return ends, means
+
+
 def plot_position_loss(loss_per_position: Sequence[float], block_size: Optional[int] = None) -> plt.Figure:
     """Mean next-token loss (nats) at each position of the context window.
 
     Position t predicts token t + 1 from t + 1 tokens of context, so the curve shows how
-    much each extra token of context helps.
+    much each extra token of context helps. The thin line is every position; the markers
+    are the averages over the buckets of :func:`log2_buckets`.
     """
     y = np.asarray(loss_per_position, dtype=float)
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
-    ax.plot(np.arange(1, len(y) + 1), y, color="tab:blue")
+    ax.plot(np.arange(1, len(y) + 1), y, color="tab:blue", lw=0.8, alpha=0.5, label="each position")
+    ends, means = log2_buckets(y)
+    ax.plot(ends, means, "o-", color="tab:blue", label="bucket means (1, 2, 3-4, 5-8, ...)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("tokens of context seen (position + 1)")
     ax.set_ylabel("mean cross-entropy (nats)")
     if block_size is not None:
         ax.axvline(block_size, color="tab:red", ls="--", lw=1, label=f"block_size = {block_size}")
-        ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.set_title("loss at each position of the window (validation text)")
     fig.tight_layout()
