@@ -111,7 +111,8 @@ def plot_spectrograms(
     fig, axes = plt.subplots(1, len(signals), figsize=(3.4 * len(signals), 3.0), squeeze=False, sharey=True)
     for ax, sig, title in zip(axes[0], signals, titles):
         sig = np.asarray(sig, dtype=np.float64)
-        ax.specgram(sig, NFFT=nfft, Fs=sample_rate, noverlap=nfft * 3 // 4, cmap="magma")
+        with np.errstate(divide="ignore"):  # an exactly silent bin is -inf dB, not an error
+            ax.specgram(sig, NFFT=nfft, Fs=sample_rate, noverlap=nfft * 3 // 4, cmap="magma")
         ax.set_ylim(0, sample_rate / 4)
         ax.set_xlabel("time (s)")
         ax.set_title(title, fontsize=9)
