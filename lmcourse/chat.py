@@ -1,6 +1,6 @@
 """Chat templates: turning a list of messages into the one string a chat model is trained on.
 
-Chapter 9 (instruction tuning & chat) teaches this file. A chat model is still a next-token
+Chapter 14 (from API call to token stream) teaches this file. A chat model is still a next-token
 predictor; a *template* lays the conversation out as text with special marker tokens, and
 supervised fine-tuning trains only on the assistant's tokens (:func:`encode_chat` returns
 the mask that selects them).

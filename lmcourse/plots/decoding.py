@@ -39,9 +39,9 @@ def filter_stats(
         top_k, top_p, min_p: the filters of :class:`~lmcourse.sampling.SamplingConfig`
             (None: off).
     Returns:
-        ``{"before": (V,) softmax(logits), "after": (V,) renormalised probabilities after
-        :func:`~lmcourse.sampling.process_logits` (0 on removed tokens), "kept": (V,) bool,
-        "n_kept": int, "config": the SamplingConfig}``.
+        A dict with ``"before"``: (V,) softmax(logits); ``"after"``: (V,) renormalised
+        probabilities after :func:`~lmcourse.sampling.process_logits` (0 on removed
+        tokens); ``"kept"``: (V,) bool; ``"n_kept"``: int; ``"config"``: the SamplingConfig.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0 here, got {temperature!r}")

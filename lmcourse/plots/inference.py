@@ -137,9 +137,9 @@ def simulate_batching(lengths: Sequence[int], slots: int, policy: str = "continu
     request's slot is given to the next waiting request at once.
 
     Returns:
-        ``{"grid": (slots, steps) int array of the request id in each slot at each step,
-        -1 when idle; "steps": total steps; "utilisation": busy slot-steps / all slot-steps;
-        "finish": finishing step of every request}``.
+        A dict with ``"grid"``: (slots, steps) int array of the request id in each slot
+        at each step, -1 when idle; ``"steps"``: total steps; ``"utilisation"``: busy
+        slot-steps / all slot-steps; ``"finish"``: finishing step of every request.
     """
     if slots < 1 or any(n < 1 for n in lengths):
         raise ValueError("need slots >= 1 and every length >= 1")
