@@ -562,10 +562,12 @@ def list_checkpoints(folder: Union[str, os.PathLike]) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # Char-level Shakespeare on a laptop CPU: val loss about 1.88 in about 3 minutes.
+    # Char-level Shakespeare on a laptop CPU. Measured on a 2-core VM (torch 2.13 CPU,
+    # 2 threads): val loss 1.846 in 149 s. With lr 1e-3 (nanoGPT's laptop setting) the same
+    # run ends at 1.937: on this corpus the higher rate is better within 2000 steps.
     "cpu-tiny": {
         "model": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
-        "train": dict(lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, batch_size=12,
+        "train": dict(lr=2e-3, min_lr=2e-4, warmup_iters=100, max_iters=2000, batch_size=12,
                       block_size=64, eval_interval=250, eval_iters=20),
     },
     # Char-level Shakespeare on one GPU (the nanoGPT "shakespeare-char" baseline).
