@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..plots.attention import plot_attention
+from .base import Explorer
 
 
 def attention_weights(model, idx: torch.Tensor) -> torch.Tensor:
@@ -28,7 +29,7 @@ def attention_weights(model, idx: torch.Tensor) -> torch.Tensor:
     return torch.stack([m[0] for m in maps]).cpu()
 
 
-class AttentionExplorer:
+class AttentionExplorer(Explorer):
     """An ipywidgets explorer of a trained model's causal attention.
 
     Args:
@@ -81,18 +82,5 @@ class AttentionExplorer:
             title=f"layer {self.layer.value}, head {self.head.value}",
         )
 
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
     def _on_change(self, change) -> None:
         self._render()
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)

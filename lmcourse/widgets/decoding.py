@@ -17,10 +17,11 @@ import torch
 
 from ..generate import generate
 from ..plots.decoding import filter_stats, plot_filtering
+from .base import Explorer
 from .distribution import next_token_logits
 
 
-class DecodingExplorer:
+class DecodingExplorer(Explorer):
     """An ipywidgets explorer of temperature / top-k / top-p on one next-token distribution.
 
     Args:
@@ -152,19 +153,6 @@ class DecodingExplorer:
         return plot_filtering(self.logits, self.vocab, s["temperature"], s["top_k"], s["top_p"],
                               k=self.k, context=self.context)
 
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
     def _on_change(self, change) -> None:
         if not getattr(self, "_busy", False):
             self._apply()
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..plots.distribution import distribution_stats, plot_distribution
+from .base import Explorer
 
 
 @torch.no_grad()
@@ -29,7 +30,7 @@ def next_token_logits(model, tokenizer, context: str) -> torch.Tensor:
     return logits[0, -1].float().cpu()
 
 
-class DistributionExplorer:
+class DistributionExplorer(Explorer):
     """An ipywidgets explorer of one next-token distribution under a temperature.
 
     Args:
@@ -110,18 +111,5 @@ class DistributionExplorer:
             self.logits, self.vocab, self._temperature, k=self.k, context=self.context, axes=ax
         )
 
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
     def _on_change(self, change) -> None:
         self._apply(float(change["new"]))
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)

@@ -13,11 +13,12 @@ from ..model import GPT
 from ..plots.distribution import token_label
 from ..plots.generation import LoopTrace, plot_step, trace_generation
 from ..sampling import SamplingConfig
+from .base import Explorer
 
 __all__ = ["LoopStepper"]
 
 
-class LoopStepper:
+class LoopStepper(Explorer):
     """An ipywidgets stepper over a recorded generation (:class:`~lmcourse.plots.generation.LoopTrace`).
 
     A slider (with a play button and previous/next buttons) picks the step; the view shows
@@ -96,18 +97,5 @@ class LoopStepper:
         """A static matplotlib figure of the current step."""
         return plot_step(self.trace, self._step, ax=ax)
 
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
     def _on_change(self, change) -> None:
         self._apply(int(change["new"]))
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)

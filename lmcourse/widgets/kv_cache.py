@@ -16,34 +16,12 @@ from ..plots.kv_cache import (
     plot_attention_ops,
     plot_kv_memory_vs_context,
 )
+from .base import Explorer
 
 __all__ = ["AttentionOpsExplorer", "KVMemoryCalculator"]
 
 
-class _Rendered:
-    """Shared rendering: an Output that shows ``figure()`` and counts redraws."""
-
-    out: widgets.Output
-    renders: int
-
-    def figure(self) -> plt.Figure:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)
-
-
-class AttentionOpsExplorer(_Rendered):
+class AttentionOpsExplorer(Explorer):
     """Slider over the sequence length n; bars of query-key dot products per step and their totals.
 
     ``update(n)`` changes the length headless; ``totals`` holds the current cumulative
@@ -89,7 +67,7 @@ class AttentionOpsExplorer(_Rendered):
         return plot_attention_ops(self._n, axes=axes)
 
 
-class KVMemoryCalculator(_Rendered):
+class KVMemoryCalculator(Explorer):
     """KV-cache memory from layers, KV heads, head dim, context, batch and dtype.
 
     A preset dropdown fills the sliders with a real architecture (see

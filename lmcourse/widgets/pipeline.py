@@ -20,6 +20,7 @@ from ..chat import TEMPLATES, apply_chat_template
 from ..generate import generate
 from ..plots.pipeline import STAGES, plot_pipeline_stage
 from ..sampling import SamplingConfig
+from .base import Explorer
 
 __all__ = ["PipelineTrace", "end_marker", "reassemble", "run_pipeline", "PipelineStepper"]
 
@@ -138,7 +139,7 @@ def run_pipeline(
     )
 
 
-class PipelineStepper:
+class PipelineStepper(Explorer):
     """Step through a :class:`PipelineTrace` one stage at a time.
 
     Args:
@@ -191,18 +192,5 @@ class PipelineStepper:
         fig.tight_layout()
         return fig
 
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
     def _on_change(self, change) -> None:
         self._apply(int(change["new"]))
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)

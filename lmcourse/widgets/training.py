@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 
 from ..plots.distribution import token_label
 from ..plots.training import plot_loss_curves, plot_teacher_forcing, teacher_forcing_table
+from .base import Explorer
 
 __all__ = ["TeacherForcingStepper", "LiveLossPlot", "in_notebook"]
 
@@ -31,7 +32,7 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-class TeacherForcingStepper:
+class TeacherForcingStepper(Explorer):
     """Step through a sequence under teacher forcing, one position at a time.
 
     Args:
@@ -105,21 +106,8 @@ class TeacherForcingStepper:
         """A static matplotlib figure of the current step."""
         return plot_teacher_forcing(self.table, self.vocab, self._position, axes=axes)
 
-    def _render(self) -> None:
-        self.out.clear_output(wait=True)
-        with self.out:
-            fig = self.figure()
-            plt.show()
-            plt.close(fig)
-        self.renders += 1
-
     def _on_change(self, change) -> None:
         self._apply(int(change["new"]))
-
-    def _ipython_display_(self):  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)
 
 
 class LiveLossPlot:
