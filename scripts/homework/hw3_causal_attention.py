@@ -293,12 +293,12 @@ class MultiHeadCausalSelfAttention(_ref.CausalSelfAttention):
 }
 
 # An answer that never returns (the cell timeout must cut it): grade_id -> source.
-LOOPS = {
-    "causal_mask": """
-def causal_mask(T):
-    while True:
-        T = T + 0
+LOOPS = {  # the module (last) loops, so the mask and attention cells still score
+    "mhsa": """
+class MultiHeadCausalSelfAttention(nn.Module):
+    def __init__(self, n_embd, n_head, bias=True):
+        super().__init__()
+        while True:
+            n_embd = n_embd + 0
 """,
 }
-
-
