@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 
-from lmcourse.model import GPT, KVCache
+from lmcourse.model import GPT, KVCache, eval_mode
 from lmcourse.sampling import SamplingConfig, process_logits
 
 __all__ = ["GenerationOutput", "generate", "stream"]
@@ -324,15 +324,11 @@ def generate(
     if callback is not None and not callable(callback):
         raise ValueError("callback must be callable as callback(step, token_ids)")
     state = _State(len(rows))
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         steps = _steps(model, rows, max_new_tokens, sampling, eos_ids, stops, tokenizer, use_cache, generator, state)
         for step, chosen in enumerate(steps):
             if callback is not None:
                 callback(step, chosen)
-    finally:
-        model.train(was_training)
     return GenerationOutput(
         sequences=[r + t for r, t in zip(rows, state.new_tokens)],
         new_tokens=state.new_tokens,
@@ -368,9 +364,7 @@ def stream(
         raise ValueError(f"stream takes one prompt, prompt_ids has {len(rows)}; use generate")
     state = _State(1)
     emitted = 0  # characters of the text already yielded
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         steps = _steps(model, rows, max_new_tokens, sampling, eos_ids, stops, tokenizer, use_cache, generator, state)
         for (token,) in steps:
             if tokenizer is None:
@@ -382,5 +376,3 @@ def stream(
                 end = len(text.rstrip("\ufffd"))  # wait for the rest of the character
             piece, emitted = text[emitted:end], max(emitted, end)
             yield token, piece
-    finally:
-        model.train(was_training)

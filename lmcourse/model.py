@@ -16,11 +16,12 @@ KV cache for fast generation.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,7 @@ __all__ = [
     "MLP",
     "Block",
     "causal_mask",
+    "eval_mode",
     "scaled_dot_product_attention",
     "kv_cache_bytes",
 ]
@@ -124,6 +126,17 @@ class GPTConfig:
 # --------------------------------------------------------------------------------------
 # Attention building blocks
 # --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in eval mode (no dropout), then restore its previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def causal_mask(T: int, S: Optional[int] = None, device: Optional[torch.device] = None) -> torch.Tensor:

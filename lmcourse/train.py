@@ -37,7 +37,7 @@ import torch.nn as nn
 from .data import get_batch
 from .devices import autocast_dtype
 from .devices import device as pick_device
-from .model import atomic_torch_save, load_checkpoint_file
+from .model import atomic_torch_save, eval_mode, load_checkpoint_file
 
 __all__ = [
     "TrainConfig",
@@ -268,19 +268,15 @@ def estimate_loss(
     Inside a process group each rank evaluates its slice of every global batch and the
     result is averaged over ranks, so every rank returns the same number.
     """
-    was_training = model.training
-    model.eval()
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
-    try:
+    with eval_mode(model):
         for _ in range(eval_iters):
             x, y = _rank_batch(data, batch_size, block_size, gen)
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32):
                 _, loss = model(x.to(dev), y.to(dev))
             total += float(loss)
-    finally:
-        model.train(was_training)
     _, world = _world()
     if world > 1:
         t = torch.tensor([total], dtype=torch.float64, device=dev if dist.get_backend() == "nccl" else "cpu")

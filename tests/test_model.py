@@ -274,3 +274,20 @@ def test_from_hf_gpt2_greedy_generation_matches_for_20_tokens():
             idx = torch.cat([idx, nxt], 1)
             logits, _ = ours(nxt, kv_cache=cache)
     assert idx.tolist() == ref.tolist()
+
+
+def test_eval_mode_restores_the_previous_mode():
+    from lmcourse.model import eval_mode
+
+    m = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4, dropout=0.1))
+    m.train()
+    with eval_mode(m):
+        assert not m.training and not any(x.training for x in m.modules())
+    assert m.training
+    with pytest.raises(RuntimeError), eval_mode(m):
+        raise RuntimeError
+    assert m.training
+    m.eval()
+    with eval_mode(m):
+        pass
+    assert not m.training

@@ -15,6 +15,7 @@ import torch
 
 from ..data import MarkovSource
 from ..generate import generate
+from ..model import eval_mode
 from ..sampling import SamplingConfig
 
 __all__ = ["exposure_curves", "plot_exposure"]
@@ -73,9 +74,7 @@ def exposure_curves(
     g = torch.Generator().manual_seed(seed)
     data = torch.stack([source.sample(length, g) for _ in range(n_samples)])  # (B, N)
     prompts = data[:, :K]  # the same stationary starts for the model
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = generate(
             model, prompts, length - K, SamplingConfig(temperature=temperature),
             generator=torch.Generator().manual_seed(seed + 1),
@@ -94,8 +93,6 @@ def exposure_curves(
             "kl_data": _kl_to_truth(model, source, data).mean(0).numpy(),
             "entropy_rate": np.float64(source.entropy_rate()),
         }
-    finally:
-        model.train(was_training)
     return result
 
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..model import GPT
+from ..model import GPT, eval_mode
 from ..sampling import SamplingConfig, process_logits
 from .distribution import token_label
 
@@ -102,14 +102,12 @@ def trace_generation(
     vocab = [tokenizer.decode([i]) for i in range(model.config.vocab_size)]
     k = min(k, model.config.vocab_size)
     device = model.transformer.wte.weight.device
-    was_training = model.training
-    model.eval()
     cache = model.new_kv_cache(1, max_len=len(ids) + n_steps)
     context = list(ids)
     chosen: list[int] = []
     top_ids, top_probs, chosen_probs = [], [], []
     feed = torch.tensor([ids], dtype=torch.long, device=device)  # prefill: the whole prompt
-    try:
+    with eval_mode(model):
         for _ in range(n_steps):
             logits, _ = model(feed, kv_cache=cache)
             last = logits[:, -1, :].float()  # (1, V): only the last position matters
@@ -130,8 +128,6 @@ def trace_generation(
             chosen.append(token)
             context.append(token)
             feed = torch.tensor([[token]], dtype=torch.long, device=device)  # decode: one token
-    finally:
-        model.train(was_training)
     return LoopTrace(
         prompt_ids=ids,
         chosen=chosen,

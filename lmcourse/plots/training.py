@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..model import eval_mode
 from .distribution import token_label
 
 __all__ = [
@@ -50,12 +51,8 @@ def teacher_forcing_table(model, ids: Sequence[int], k: int = 5) -> dict[str, to
     device = next(model.parameters()).device
     x = ids_t[:-1][None].to(device)  # (1, T)
     y = ids_t[1:]  # (T,)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits, _ = model(x)
-    finally:
-        model.train(was_training)
     logp = torch.log_softmax(logits[0].float().cpu(), dim=-1)  # (T, V)
     target_logp = logp.gather(-1, y[:, None]).squeeze(-1)  # (T,)
     k = min(k, logp.shape[-1])

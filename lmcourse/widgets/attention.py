@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..model import eval_mode
 from ..plots.attention import plot_attention
 from .base import Explorer
 
@@ -20,12 +21,8 @@ def attention_weights(model, idx: torch.Tensor) -> torch.Tensor:
     """
     if idx.dim() == 1:
         idx = idx.unsqueeze(0)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         maps = model.attention_maps(idx)
-    finally:
-        model.train(was_training)
     return torch.stack([m[0] for m in maps]).cpu()
 
 

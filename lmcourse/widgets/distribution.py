@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..model import eval_mode
 from ..plots.distribution import distribution_stats, plot_distribution
 from .base import Explorer
 
@@ -21,12 +22,8 @@ def next_token_logits(model, tokenizer, context: str) -> torch.Tensor:
     ids = tokenizer.encode(context)[-model.config.block_size :]
     device = next(model.parameters()).device
     idx = torch.tensor([ids], dtype=torch.long, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits, _ = model(idx)
-    finally:
-        model.train(was_training)
     return logits[0, -1].float().cpu()
 
 
