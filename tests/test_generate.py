@@ -367,3 +367,62 @@ def test_bench_generate_cli_smoke(capsys):
     with pytest.raises(SystemExit) as exc:
         main(TINY_BENCH + ["--new-tokens", "100"])  # longer than block_size
     assert exc.value.code == 2
+
+
+# ---- stop strings are checked incrementally, with the whole-text answer ----------------
+
+
+class ByteTokenizer:
+    """Tokens are bytes, some of them halves of 2-byte UTF-8 characters (é, ß, ...), so a
+    decoded window can start inside a character."""
+
+    TABLE = [bytes([97 + i]) for i in range(26)] + [bytes([b]) for b in (0xC3, 0xA9, 0xC3, 0x9F, 0xC3, 0xB6)] * 4
+
+    def decode(self, ids):
+        return b"".join(self.TABLE[i] for i in ids).decode("utf-8", errors="replace")
+
+
+@pytest.mark.parametrize("tok", [CharTokenizer(), ByteTokenizer()])
+def test_incremental_stop_strings_equal_whole_text_search(small, tok):
+    n = 40
+    prompts = [[1, 2], [30, 5, 26], [7]]
+    cfg = SamplingConfig(temperature=1.0)
+    free = generate(small, prompts, n, cfg, generator=torch.Generator().manual_seed(0))
+    texts = [tok.decode(t) for t in free.new_tokens]
+    g = torch.Generator().manual_seed(1)
+    stops = []
+    for text in texts:  # stop strings of 1 to 6 characters taken from the texts
+        for _ in range(2):
+            length = int(torch.randint(1, 7, (), generator=g))
+            start = int(torch.randint(0, max(1, len(text) - length), (), generator=g))
+            piece = text[start : start + length]
+            if piece and "\ufffd" not in piece:
+                stops.append(piece)
+    out = generate(small, prompts, n, cfg, stop_strings=stops, tokenizer=tok,
+                   generator=torch.Generator().manual_seed(0))
+    for i, row in enumerate(free.new_tokens):
+        hit = next((j for j in range(1, n + 1) if any(s in tok.decode(row[:j]) for s in stops)), None)
+        expected = row if hit is None else row[:hit]
+        assert out.new_tokens[i] == expected
+        assert out.finish_reasons[i] == ("length" if hit is None else "stop")
+    assert "stop" in out.finish_reasons
+
+
+@pytest.mark.parametrize("tok", [CharTokenizer(), ByteTokenizer()])
+def test_stream_pieces_join_to_the_text(small, tok):
+    cfg = SamplingConfig()
+    out = generate(small, [30, 1], 25, cfg, tokenizer=tok, generator=torch.Generator().manual_seed(4))
+    pieces = list(stream(small, [30, 1], 25, cfg, tokenizer=tok, generator=torch.Generator().manual_seed(4)))
+    assert [t for t, _ in pieces] == out.new_tokens[0]
+    assert "".join(p for _, p in pieces) == out.text[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_generator_with_cuda_model(small):
+    cfg = SamplingConfig(temperature=0.8)
+    on_gpu = GPT(small.config).cuda().eval()
+    on_gpu.load_state_dict(small.state_dict())
+    a = generate(on_gpu, [1, 2, 3], 10, cfg, generator=torch.Generator().manual_seed(0))
+    b = generate(on_gpu, [1, 2, 3], 10, cfg, generator=torch.Generator().manual_seed(0))
+    c = generate(on_gpu, [1, 2, 3], 10, cfg, generator=torch.Generator(device="cuda").manual_seed(0))
+    assert a == b and len(c.new_tokens[0]) == 10
