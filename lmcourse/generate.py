@@ -8,9 +8,13 @@ The loop, for a batch of prompts:
 1. **prefill**: run the (left-padded) prompts through the model once, filling the KV cache;
    the logits at the last position give the first new token;
 2. **decode**: feed only the token just chosen, one position per step; it attends to
-   everything cached. Each step picks the next token with :mod:`lmcourse.sampling`;
+   everything cached. Each step picks the next token with the decode step of
+   :mod:`lmcourse.sampling` (:func:`~lmcourse.sampling.decode_step`: process the logits,
+   then pick); ``record_steps=True`` returns what every step saw and chose
+   (:class:`DecodeStep`), which is what the book's tracing draws;
 3. **stop** each sequence on its own (end-of-sequence id, stop string, or length limit);
-   finished sequences stop growing while the others continue.
+   finished sequences stop growing while the others continue. Stop strings are checked
+   on the newly decoded tail only, so their cost per step does not grow with the text.
 
 Batches of prompts of different lengths are *left*-padded, so that every row's last real
 token sits in the last column; an ``attention_mask`` hides the padding keys and
@@ -23,6 +27,12 @@ pass them, the loop keeps only the last ``block_size // 2`` tokens of every row 
 to ``block_size`` and slides again. Without the cache (``use_cache=False``) the whole
 window is recomputed every step, with exactly the same window, so both give the same
 tokens. In a batch the window slides for all rows together, when the longest row is full.
+
+**One argument contract** for every decoder (:func:`generate`, :func:`stream`,
+``lmcourse.beam.beam_search``, ``lmcourse.speculative.speculative_generate``): the
+prompt forms of :func:`as_prompts`, counts checked by :func:`check_count`, EOS ids by
+:func:`as_eos_ids`; wrong types raise TypeError, wrong values ValueError, both naming the
+parameter. Every decoder runs the model in eval mode and restores its mode.
 
 Shapes used in the comments:
     B  batch size    W  window width (columns, padding included)    V  vocabulary size
@@ -305,15 +315,16 @@ def _completes_stop_string(tokens: list[int], stop_strings: list[str], longest: 
 
     Only a stop string that ends in the last token's text is new (the others were found
     at an earlier step), so only a tail of the tokens is decoded: the last token plus
-    enough tokens before it to hold ``longest - 1`` characters (doubling the window until
-    it does). This keeps the check O(longest) per step instead of O(text so far), with
+    enough tokens before it to hold ``longest - 1`` characters (and a margin; the window
+    doubles until it does). This keeps the check O(longest) per step instead of O(text so far), with
     the same answer as searching the whole text, for tokenizers whose ``decode`` of a
     concatenation is the concatenation of the decodes (character and byte-level BPE
     tokenizers; a window that starts inside a multi-byte character has a margin).
     """
-    n, w = len(tokens), 1
-    before = ""  # decoded text of the window's tokens before the last one
-    while w < n and len(before) < longest + _SPLIT_CHAR_MARGIN:
+    n = len(tokens)
+    w = min(n, longest + _SPLIT_CHAR_MARGIN + 1)  # most tokens decode to >= 1 character
+    before = tokenizer.decode(tokens[n - w : n - 1])  # the window's text before the last token
+    while w < n and len(before) < longest + _SPLIT_CHAR_MARGIN:  # too short (partial bytes): widen
         w = min(n, 2 * w)
         before = tokenizer.decode(tokens[n - w : n - 1])
     text = tokenizer.decode(tokens[n - w :])

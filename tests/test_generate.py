@@ -361,12 +361,14 @@ TINY_BENCH = ["bench-generate", "--n-layer", "1", "--n-head", "2", "--n-embd", "
 def test_bench_generate_cli_smoke(capsys):
     from lmcourse.__main__ import main
 
-    assert main(TINY_BENCH) == 0
+    assert main(TINY_BENCH + ["--stop-bench", "--stop-rows", "2", "--stop-tokens", "4", "8"]) == 0
     out = capsys.readouterr().out
-    assert "speed-up" in out and "prefill" in out and "transformers" in out
-    with pytest.raises(SystemExit) as exc:
-        main(TINY_BENCH + ["--new-tokens", "100"])  # longer than block_size
-    assert exc.value.code == 2
+    assert "KV cache" in out and "no cache" in out and "prefill" in out and "transformers" in out
+    assert "ms/step stops" in out and "speculative" in out and "differs" not in out
+    for bad in (["--new-tokens", "100"], ["--spec-tokens", "-5"], ["--device", "nope"], ["--threads", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(TINY_BENCH + bad)
+        assert exc.value.code == 2
 
 
 # ---- stop strings are checked incrementally, with the whole-text answer ----------------
