@@ -13,8 +13,9 @@ One decode step is "process the logits, then pick a token": :func:`process_logit
 the filters of a :class:`SamplingConfig` (in the order repetition penalty, temperature,
 top-k, top-p, min-p, the order ``transformers`` uses too), :func:`pick_token` picks (argmax
 when greedy, else one draw from the softmax), and :func:`decode_step` does both and
-reports every intermediate. :func:`sample_next`, ``lmcourse.generate``, beam-free
-speculative decoding and the book's tracing all go through :func:`decode_step`.
+reports every intermediate. :func:`sample_next`, ``lmcourse.generate``,
+``lmcourse.speculative`` and the book's tracing (through ``generate(record_steps=True)``)
+all go through it.
 
 Random draws and devices: a ``generator`` may live on another device than the logits (a
 CPU generator with a CUDA model is the common case). The draw then happens on the
@@ -342,9 +343,12 @@ def process_logits(
 
 def _check_usable(raw: torch.Tensor, processed: torch.Tensor, config: SamplingConfig) -> None:
     """Raise a clear ValueError when the processed logits cannot give a distribution."""
-    if bool(torch.isnan(raw).any()):
+    raw_nan, overflow = torch.stack(  # one device-to-host sync for both checks
+        [torch.isnan(raw).any(), (torch.isnan(processed) | (processed == float("inf"))).any()]
+    ).tolist()
+    if raw_nan:
         raise ValueError("the logits contain NaN (the model's output is not finite): cannot pick a token")
-    if bool((processed == float("inf")).any()) or bool(torch.isnan(processed).any()):
+    if overflow:
         raise ValueError(
             f"logits overflowed after processing (temperature={config.temperature!r}, "
             f"repetition_penalty={config.repetition_penalty!r}): a temperature or repetition_penalty "
