@@ -7,7 +7,8 @@ which the removed tokens are set to -inf (so that softmax gives them probability
 the kept tokens are unchanged. They work on a single row (V,) or a batch (B, V). Each is
 written from its definition (the papers are cited in the docstrings); the tests check
 that they remove exactly the tokens the Hugging Face ``transformers`` logits processors of
-the same name remove, ties included.
+the same name remove (for top-p ties at the cut, which ``transformers`` leaves to an
+unstable sort, ours follow the documented order of :func:`top_p_filter`).
 
 One decode step is "process the logits, then pick a token": :func:`process_logits` applies
 the filters of a :class:`SamplingConfig` (in the order repetition penalty, temperature,

@@ -21,6 +21,11 @@ are distributed *exactly* as if sampled from the target alone (see
 "accept iff the draft token is the target's argmax", so the output equals greedy decoding
 of the target token for token.
 
+The code below follows these steps by name: :func:`_draft` (1; each draft token is the
+decode step of :mod:`lmcourse.sampling`), :func:`_verify` (2), :func:`_accept` (3-4, with
+:func:`accept_or_resample`). :func:`expected_tokens_per_round` is the paper's formula for
+what one round yields on average.
+
 Shapes used in the comments:
     V  vocab_size    k  draft tokens per round
 """
