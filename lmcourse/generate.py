@@ -152,6 +152,8 @@ def check_generator(generator: object) -> Optional[torch.Generator]:
 
 def _row(ids: object, vocab_size: int, name: str) -> list[int]:
     """One prompt (a sequence of ints, or a 1-D integer tensor/array) -> list of ids."""
+    if (isinstance(ids, torch.Tensor) or type(ids).__module__ == "numpy") and len(ids.shape) != 1:
+        raise ValueError(f"{name}: each prompt must be 1-D, got shape {tuple(ids.shape)}")
     if isinstance(ids, torch.Tensor):
         if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
             raise TypeError(f"{name} must hold integer token ids, got a tensor of dtype {ids.dtype}")

@@ -264,6 +264,7 @@ def test_restores_training_mode(small):
         (dict(prompt_ids="hello", max_new_tokens=3), TypeError, "tokenizer"),
         (dict(prompt_ids=[1, True], max_new_tokens=3), TypeError, "prompt_ids"),
         (dict(prompt_ids=np.array([1.5]), max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids=[torch.tensor(1), torch.tensor(2)], max_new_tokens=3), ValueError, "1-D"),
         (dict(prompt_ids=[1], max_new_tokens=-1), ValueError, "max_new_tokens"),
         (dict(prompt_ids=[1], max_new_tokens=2.5), TypeError, "max_new_tokens"),
         (dict(prompt_ids=[1], max_new_tokens="5"), TypeError, "max_new_tokens"),
