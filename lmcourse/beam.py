@@ -1,40 +1,54 @@
 """Beam search: keep the ``num_beams`` most likely partial sequences at every step.
 
-Chapter 8 (decoding strategies) teaches this file.
+Chapter 8 (decoding strategies) teaches this file. Beam search is old (it was used in
+speech recognition in the 1970s); its use for neural sequence models follows Graves (2012)
+and Sutskever et al. (2014), and the length normalisation by a power of the length is the
+one of Wu et al. (2016, Google's NMT system).
 
-The algorithm is the one of Hugging Face ``transformers`` (v5 ``_beam_search``), step for
-step, so that the tests can use ``generate(num_beams=...)`` as the oracle:
+A **hypothesis** is a list of generated tokens with its *score*, the sum of the
+log-probabilities of its tokens. The search keeps the N = ``num_beams`` best *running*
+hypotheses (the beam) and a set of at most N *finished* ones, ranked by the
+length-normalised score
 
-1. Every running beam proposes every token: score = beam log-probability + log p(token).
-2. Keep the best ``2 * num_beams`` candidates (enough that ``num_beams`` survive even if
-   the best ones all end with EOS).
-3. The best ``num_beams`` candidates that did *not* finish become the new running beams;
-   the KV cache rows are reordered to follow them (``KVCache.reorder``).
-4. Candidates among the top ``num_beams`` that finished (EOS, or the length limit) enter
-   the list of finished hypotheses with the length-normalised score
+    score / length ** length_penalty        (length = generated tokens, EOS included)
 
-       score = sum of log-probabilities / (generated length ** length_penalty)
+At every step:
 
-   where the generated length counts the new tokens (EOS included), *not* the prompt.
-5. Stop when no running beam can beat the worst finished hypothesis (HF's heuristic), when
-   ``early_stopping=True`` and ``num_beams`` hypotheses are finished, or at the length limit.
+1. **expand**: every running hypothesis proposes every token; a candidate's score is the
+   hypothesis' score plus log p(token | prompt, hypothesis);
+2. **rank** the candidates and keep the best 2N (enough that N can keep running even
+   when the best ones end);
+3. **select**, walking down that ranking: a candidate that ends (its token is EOS, or it
+   reaches ``max_new_tokens``) is finished and joins the finished set, but only if it is
+   among the N best candidates of the step (a worse one would displace nothing the beam
+   would have kept); any other candidate joins the new beam, until the beam holds N;
+4. **stop** when the finished set holds N hypotheses and either ``early_stopping=True``,
+   or no running hypothesis can still beat the worst finished one (its best attainable
+   normalised score is its score divided by its current length ** length_penalty; with
+   ``early_stopping="never"`` and ``length_penalty > 0``, by ``max_new_tokens **
+   length_penalty``, since a longer hypothesis could still score higher); or at the
+   length limit.
+
+These are the rules of Hugging Face ``transformers``' ``generate(num_beams=...)``, whose
+results the tests use as the oracle (same sequences, same scores).
 
 Shapes used in the comments:
-    N  num_beams    K  2 * num_beams candidates    V  vocab_size    M  max_length
+    n  running hypotheses (1 at the first step, then N)    V  vocab_size    K  2N candidates
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Sequence, Union
 
 import torch
 
-from lmcourse.model import GPT
+from lmcourse.generate import as_eos_ids, as_prompts, check_count, check_model
+from lmcourse.model import GPT, KVCache, eval_mode
 
-__all__ = ["BeamSearchOutput", "beam_search"]
-
-NEG = -1.0e9  # "impossible" score, as in transformers (finite, so arithmetic stays defined)
+__all__ = ["BeamSearchOutput", "Hypothesis", "FinishedHypotheses", "beam_search"]
 
 
 @dataclass
@@ -51,20 +65,137 @@ class BeamSearchOutput:
     scores: list[float]
 
 
-def _prompt_list(prompt_ids: Union[torch.Tensor, Sequence[int]]) -> list[int]:
-    """Accept a list of ids, a (T,) tensor or a (1, T) tensor; return a list of ids."""
-    if isinstance(prompt_ids, torch.Tensor):
-        if prompt_ids.dim() == 2 and prompt_ids.size(0) == 1:
-            prompt_ids = prompt_ids[0]
-        if prompt_ids.dim() != 1:
-            raise ValueError(
-                f"prompt_ids must be a list, a (T,) or a (1, T) tensor, got shape {tuple(prompt_ids.shape)}"
-            )
-        prompt_ids = prompt_ids.tolist()
-    ids = [int(t) for t in prompt_ids]
-    if not ids:
-        raise ValueError("prompt_ids must hold at least one token")
-    return ids
+@dataclass
+class Hypothesis:
+    """Generated tokens (prompt excluded) and the sum of their log-probabilities."""
+
+    tokens: list[int]
+    score: float
+
+
+@dataclass
+class FinishedHypotheses:
+    """The N best finished hypotheses, by length-normalised score, best first."""
+
+    capacity: int
+    items: list[tuple[float, Hypothesis]] = field(default_factory=list)  # (normalised score, hypothesis)
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.capacity
+
+    @property
+    def worst(self) -> float:
+        return self.items[-1][0]
+
+    def add(self, hypothesis: Hypothesis, normalised: float) -> None:
+        """Insert; when more than ``capacity`` are held, drop the worst."""
+        if self.full and normalised <= self.worst:
+            return
+        self.items.append((normalised, hypothesis))
+        self.items.sort(key=lambda item: -item[0])  # stable: earlier arrivals first among equals
+        del self.items[self.capacity :]
+
+
+# --------------------------------------------------------------------------------------
+# The named steps
+# --------------------------------------------------------------------------------------
+
+
+def _expand_and_rank(log_probs: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[list[float], list[int], list[int]]:
+    """Steps 1-2: scores (n,) + log_probs (n, V) -> the k best (score, parent, token), best first."""
+    V = log_probs.size(-1)
+    total = (scores[:, None] + log_probs).reshape(-1)  # (n * V,) every continuation
+    best, index = torch.topk(total, k=min(k, total.numel()))  # (K,) best first
+    return best.tolist(), (index // V).tolist(), (index % V).tolist()
+
+
+def _select(
+    running: list[Hypothesis],
+    candidates: tuple[list[float], list[int], list[int]],
+    finished: FinishedHypotheses,
+    num_beams: int,
+    eos_ids: set[int],
+    at_length_limit: bool,
+    length_penalty: float,
+) -> tuple[list[Hypothesis], list[int]]:
+    """Step 3: walk down the ranked candidates; return the new beam and each one's parent."""
+    beam: list[Hypothesis] = []
+    parents: list[int] = []
+    for rank, (score, parent, token) in enumerate(zip(*candidates)):
+        hypothesis = Hypothesis(running[parent].tokens + [token], score)
+        if token in eos_ids or at_length_limit:
+            if rank < num_beams:  # only the N best candidates of the step may finish
+                normalised = _normalise(score, len(hypothesis.tokens), length_penalty)
+                finished.add(hypothesis, normalised)
+        elif len(beam) < num_beams:
+            beam.append(hypothesis)
+            parents.append(parent)
+    return beam, parents
+
+
+def _normalise(score: float, length: int, length_penalty: float) -> float:
+    """Length-normalised score, computed in float32 like the log-probabilities."""
+    return float(torch.tensor(score, dtype=torch.float32) / (length**length_penalty))
+
+
+def _should_stop(
+    beam: list[Hypothesis],
+    finished: FinishedHypotheses,
+    early_stopping: Union[bool, str],
+    length_penalty: float,
+    max_new_tokens: int,
+) -> bool:
+    """Step 4: the stopping rule (the length limit is the caller's loop bound)."""
+    if not beam:
+        return True
+    if not finished.full:
+        return False
+    if early_stopping is True:
+        return True
+    length = len(beam[0].tokens)  # every running hypothesis has the current length
+    if early_stopping == "never" and length_penalty > 0.0:
+        length = max_new_tokens  # the best a running hypothesis could still reach
+    best_attainable = _normalise(max(h.score for h in beam), length, length_penalty)
+    return best_attainable <= finished.worst
+
+
+# --------------------------------------------------------------------------------------
+# The search
+# --------------------------------------------------------------------------------------
+
+
+def _check_arguments(
+    model: GPT,
+    prompt_ids: Union[torch.Tensor, Sequence[int]],
+    num_beams: int,
+    max_new_tokens: int,
+    length_penalty: float,
+    eos_token_id: Union[int, Sequence[int], None],
+    early_stopping: Union[bool, str],
+    num_return_sequences: int,
+) -> tuple[list[int], set[int], float]:
+    """The shared decoder contract (see :func:`lmcourse.generate.as_prompts`) plus beam options."""
+    check_model(model)
+    V, block_size = model.config.vocab_size, model.config.block_size
+    (prompt,) = as_prompts(prompt_ids, V, one=True)
+    check_count("num_beams", num_beams, 1)
+    check_count("max_new_tokens", max_new_tokens, 1)
+    check_count("num_return_sequences", num_return_sequences, 1)
+    if num_return_sequences > num_beams:
+        raise ValueError(f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}")
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real):
+        raise TypeError(f"length_penalty must be a real number, got {type(length_penalty).__name__} {length_penalty!r}")
+    if not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be finite, got {length_penalty!r}")
+    if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
+        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
+    eos_ids = as_eos_ids(eos_token_id, V)
+    if len(prompt) + max_new_tokens > block_size:
+        raise ValueError(
+            f"len(prompt_ids) + max_new_tokens = {len(prompt) + max_new_tokens} must be <= block_size={block_size}"
+        )
+    return prompt, eos_ids, float(length_penalty)
 
 
 @torch.no_grad()
@@ -74,130 +205,55 @@ def beam_search(
     num_beams: int,
     max_new_tokens: int,
     length_penalty: float = 1.0,
-    eos_token_id: Optional[int] = None,
+    eos_token_id: Union[int, Sequence[int], None] = None,
     early_stopping: Union[bool, str] = False,
     num_return_sequences: int = 1,
 ) -> BeamSearchOutput:
     """Beam search decoding of one prompt (same results as ``transformers``' ``generate``).
 
     Args:
-        model: the :class:`~lmcourse.model.GPT` to decode with (put in eval mode).
-        prompt_ids: the prompt, a list of ids or a (T,) / (1, T) tensor.
+        model: the :class:`~lmcourse.model.GPT` to decode with (run in eval mode, then
+            its mode is restored).
+        prompt_ids: ONE prompt, in any form :func:`lmcourse.generate.as_prompts` accepts
+            (a list of ids, a (T,) or (1, T) tensor); a (B, T) tensor with B > 1 is an error.
         num_beams: number of beams N >= 1 (1 is greedy decoding).
         max_new_tokens: at most this many tokens are generated (>= 1); the prompt plus
             them must fit in ``model.config.block_size``.
         length_penalty: exponent of the length normalisation; > 0 favours longer
             sequences, < 0 shorter ones, 0 ranks by raw sum of log-probabilities.
-        eos_token_id: token that ends a hypothesis, or None.
-        early_stopping: True stops as soon as N hypotheses are finished; False uses HF's
-            heuristic (stop when no running beam can improve); ``"never"`` the canonical
-            bound (for length_penalty > 0, assumes running beams could reach the limit).
+        eos_token_id: token id (or list of ids) that ends a hypothesis, or None.
+        early_stopping: True stops as soon as N hypotheses are finished; False when no
+            running hypothesis can beat the worst finished one at its current length;
+            ``"never"`` the same bound at the longest possible length (length_penalty > 0).
         num_return_sequences: how many hypotheses to return, in [1, num_beams].
     Returns:
         :class:`BeamSearchOutput` with the best hypotheses first.
     """
-    prompt = _prompt_list(prompt_ids)
-    V, block_size = model.config.vocab_size, model.config.block_size
-    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
-        raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-    if not 1 <= num_return_sequences <= num_beams:
-        raise ValueError(
-            f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}"
-        )
-    if early_stopping not in (True, False, "never"):
-        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
-    if eos_token_id is not None and not 0 <= eos_token_id < V:
-        raise ValueError(f"eos_token_id must be in [0, {V - 1}] or None, got {eos_token_id!r}")
-    if any(not 0 <= t < V for t in prompt):
-        raise ValueError(f"prompt_ids must be in [0, {V - 1}]")
-    P = len(prompt)
-    max_length = P + max_new_tokens  # M
-    if max_length > block_size:
-        raise ValueError(
-            f"len(prompt_ids) + max_new_tokens = {max_length} must be <= block_size={block_size}"
-        )
-
+    prompt, eos_ids, length_penalty = _check_arguments(
+        model, prompt_ids, num_beams, max_new_tokens, length_penalty, eos_token_id, early_stopping, num_return_sequences
+    )
     device = model.transformer.wte.weight.device
-    N, K = num_beams, 2 * num_beams
-    top_n_mask = torch.arange(K, device=device) < N  # (K,) only the top N may finish
-
-    # Running beams. Only beam 0 is "alive" at first (the others start at NEG) so that the
-    # first step does not pick the same token N times.
-    running_seqs = torch.zeros(N, max_length, dtype=torch.long, device=device)  # (N, M)
-    running_seqs[:, :P] = torch.tensor(prompt, device=device)
-    running_scores = torch.zeros(N, device=device)  # (N,) sum of log-probs
-    running_scores[1:] = NEG
-
-    # Finished hypotheses, kept sorted best first (empty slots score NEG).
-    done_seqs = running_seqs.clone()  # (N, M)
-    done_scores = torch.full((N,), NEG, device=device)  # (N,) length-normalised
-    done_lens = torch.full((N,), P, dtype=torch.long, device=device)  # (N,) total length
-    is_done = torch.zeros(N, dtype=torch.bool, device=device)  # (N,) slot holds a hypothesis
-    can_improve = True  # HF's "early stop heuristic unsatisfied"
-
-    # Prefill: the N beams share the prompt; one cache row per beam.
-    cache = model.new_kv_cache(N, max_len=max_length)
-    logits, _ = model(running_seqs[:, :P], kv_cache=cache)  # (N, P, V)
-    cur_len = P
-    while True:
-        # 1. Accumulated scores of every (beam, token) continuation.
-        log_probs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # (N, V)
-        total = (log_probs + running_scores[:, None]).reshape(-1)  # (N*V,)
-
-        # 2. The K best candidates, their parent beam and token.
-        cand_scores, cand_idx = torch.topk(total, k=K)  # (K,), best first
-        parent = cand_idx // V  # (K,)
-        token = cand_idx % V  # (K,)
-        cand_seqs = running_seqs[parent].clone()  # (K, M)
-        cand_seqs[:, cur_len] = token
-        finished = torch.zeros(K, dtype=torch.bool, device=device)  # (K,)
-        if eos_token_id is not None:
-            finished |= token == eos_token_id
-        if cur_len + 1 >= max_length:
-            finished[:] = True  # the length limit ends every candidate
-
-        # 3. The N best unfinished candidates keep running.
-        run_scores = cand_scores + finished.float() * NEG  # (K,)
-        keep = torch.topk(run_scores, k=N)[1]  # (N,)
-        running_seqs, running_scores = cand_seqs[keep], run_scores[keep]
-        beam_parent = parent[keep]  # (N,) where each new running beam came from
-
-        # 4. Finished candidates among the top N compete for the finished slots.
-        just_done = finished & top_n_mask  # (K,)
-        norm_scores = cand_scores / ((cur_len + 1 - P) ** length_penalty)  # (K,)
-        if bool(is_done.all()) and early_stopping is True:
-            norm_scores = norm_scores + NEG  # list already full: nothing may enter
-        if not can_improve:
-            norm_scores = norm_scores + NEG
-        norm_scores = norm_scores + (~just_done) * NEG  # running candidates may not enter
-        merged_scores = torch.cat((done_scores, norm_scores))  # (N + K,)
-        best = torch.topk(merged_scores, k=N)[1]  # (N,)
-        done_seqs = torch.cat((done_seqs, cand_seqs))[best]
-        done_scores = merged_scores[best]
-        done_lens = torch.cat((done_lens, torch.full((K,), cur_len + 1, device=device)))[best]
-        is_done = torch.cat((is_done, just_done))[best]
-
-        # 5. Stop? (HF's heuristic: can the best running beam still beat the worst finished?)
-        cur_len += 1
-        if early_stopping == "never" and length_penalty > 0.0:
-            best_length = max_length - P
-        else:
-            best_length = cur_len - P
-        best_running = running_scores[0] / (best_length**length_penalty)
-        worst_done = torch.where(is_done, done_scores.min(), torch.tensor(NEG, device=device))
-        can_improve = can_improve and bool((best_running > worst_done).any())
-        open_beam = not (bool(is_done.all()) and early_stopping is True)
-        if not (can_improve and open_beam and not bool(finished.all())):
-            break
-
-        # Next step: reorder the cache rows to follow the surviving beams, feed the new tokens.
-        cache.reorder(beam_parent)
-        logits, _ = model(running_seqs[:, cur_len - 1 : cur_len], kv_cache=cache)  # (N, 1, V)
-
-    sequences = [
-        done_seqs[i, : int(done_lens[i])].tolist() for i in range(num_return_sequences)
-    ]
-    scores = [float(s) for s in done_scores[:num_return_sequences]]
-    return BeamSearchOutput(sequences=sequences, scores=scores)
+    running = [Hypothesis(tokens=[], score=0.0)]  # the beam starts as the prompt alone
+    scores = torch.zeros(1, device=device)  # (n,) float32, the running scores
+    finished = FinishedHypotheses(capacity=num_beams)
+    with eval_mode(model):
+        cache: KVCache = model.new_kv_cache(1, max_len=len(prompt) + max_new_tokens)
+        logits, _ = model(torch.tensor([prompt], device=device), kv_cache=cache)  # (1, P, V) prefill
+        for step in range(max_new_tokens):
+            log_probs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # (n, V)
+            candidates = _expand_and_rank(log_probs, scores, 2 * num_beams)
+            running, parents = _select(
+                running, candidates, finished, num_beams, eos_ids, step + 1 == max_new_tokens, length_penalty
+            )
+            if _should_stop(running, finished, early_stopping, length_penalty, max_new_tokens):
+                break
+            # the cache rows follow the surviving hypotheses; feed their newest tokens
+            cache.reorder(torch.tensor(parents, device=device))
+            scores = torch.tensor([h.score for h in running], device=device)  # (N,)
+            last = torch.tensor([[h.tokens[-1]] for h in running], device=device)  # (N, 1)
+            logits, _ = model(last, kv_cache=cache)  # (N, 1, V)
+    best = finished.items[:num_return_sequences]
+    return BeamSearchOutput(
+        sequences=[prompt + h.tokens for _, h in best],
+        scores=[s for s, _ in best],
+    )

@@ -21,21 +21,41 @@ are distributed *exactly* as if sampled from the target alone (see
 "accept iff the draft token is the target's argmax", so the output equals greedy decoding
 of the target token for token.
 
+The code below follows these steps by name: :func:`_draft` (1; each draft token is the
+decode step of :mod:`lmcourse.sampling`), :func:`_verify` (2), :func:`_accept` (3-4, with
+:func:`accept_or_resample`). :func:`expected_tokens_per_round` is the paper's formula for
+what one round yields on average.
+
 Shapes used in the comments:
     V  vocab_size    k  draft tokens per round
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import torch
 
-from lmcourse.model import GPT
-from lmcourse.sampling import SamplingConfig, process_logits
+from lmcourse.generate import as_eos_ids, as_prompts, check_count, check_generator, check_model
+from lmcourse.model import GPT, KVCache, eval_mode
+from lmcourse.sampling import (
+    SamplingConfig,
+    decode_step,
+    draw_multinomial,
+    draw_uniform,
+    pick_token,
+    process_logits,
+)
 
-__all__ = ["SpeculativeOutput", "accept_or_resample", "speculative_generate", "speed_report"]
+__all__ = [
+    "SpeculativeOutput",
+    "accept_or_resample",
+    "expected_tokens_per_round",
+    "speculative_generate",
+    "speed_report",
+]
 
 
 @dataclass
@@ -68,6 +88,22 @@ class SpeculativeOutput:
         return len(self.tokens) / max(1, self.target_forward_passes)
 
 
+def expected_tokens_per_round(alpha: float, k: int) -> float:
+    """Expected tokens one round yields (one target pass), if each of the ``k`` draft tokens
+    is accepted independently with probability ``alpha`` (Leviathan et al. 2023, eq. 1).
+
+    The round yields the accepted prefix plus one token (the resample at the first
+    rejection, or the bonus when all k pass): E = sum_{i=0..k} alpha^i
+    = (1 - alpha^(k+1)) / (1 - alpha), and k + 1 when alpha = 1.
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    k = check_count("k", k, 0)
+    if alpha == 1.0:
+        return float(k + 1)
+    return (1 - alpha ** (k + 1)) / (1 - alpha)
+
+
 # --------------------------------------------------------------------------------------
 # The acceptance rule (a pure function on two distributions)
 # --------------------------------------------------------------------------------------
@@ -94,7 +130,8 @@ def accept_or_resample(
         p: (V,) target probabilities (sum to 1).
         q: (V,) draft probabilities (sum to 1) with q[draft_token] > 0.
         draft_token: the token the draft proposed.
-        generator: random generator for the uniform draw and the resampling.
+        generator: random generator for the uniform draw and the resampling, on any
+            device (the draws happen on its device; same seed, same result).
     Returns:
         ``(accepted, token)``: token is ``draft_token`` when accepted, else the resample.
     """
@@ -107,38 +144,105 @@ def accept_or_resample(
         raise ValueError(f"q[draft_token] must be > 0 (the draft sampled it from q), got {qx}")
     if px >= qx:  # ratio >= 1: always accept, no coin needed
         return True, draft_token
-    u = float(torch.rand((), generator=generator, device=p.device))  # U[0, 1)
+    u = float(draw_uniform((), generator))  # U[0, 1), on the generator's device
     if u < px / qx:
         return True, draft_token
     residual = (p - q).clamp(min=0)  # (V,) where the target wants more than the draft gave
     if float(residual.sum()) <= 0:  # cannot happen when p != q; guard against rounding
         residual = p
-    token = torch.multinomial(residual / residual.sum(), 1, generator=generator)
+    token = draw_multinomial((residual / residual.sum()).unsqueeze(0), generator)  # (1,)
     return False, int(token)
 
 
 # --------------------------------------------------------------------------------------
-# Generation
+# Generation: the named steps of one round
 # --------------------------------------------------------------------------------------
 
 
-def _distribution(
-    logits: torch.Tensor, sampling: SamplingConfig, previous_ids: list[int]
+def _acceptance_probs(processed: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    """(n, V) processed logits -> (n, V) the distributions the acceptance rule compares:
+    softmax, or one-hot at the argmax when greedy (the token is then certain)."""
+    if sampling.greedy:
+        return torch.nn.functional.one_hot(processed.argmax(-1), processed.size(-1)).float()
+    return torch.softmax(processed, dim=-1)
+
+
+def _feed(model: GPT, cache: KVCache, tokens: list[int]) -> torch.Tensor:
+    """Feed the tokens the cache has not seen yet; return the logits (t, V) of those positions."""
+    new = tokens[cache.length :]
+    device = model.transformer.wte.weight.device
+    logits, _ = model(torch.tensor([new], device=device), kv_cache=cache)  # (1, t, V)
+    return logits[0]
+
+
+def _draft(
+    draft: GPT, cache: KVCache, tokens: list[int], k: int, sampling: SamplingConfig,
+    generator: Optional[torch.Generator], device: torch.device,
+) -> tuple[list[int], list[torch.Tensor]]:
+    """Step 1: the draft proposes k tokens one by one (the decode step of lmcourse.sampling);
+    returns them and the k distributions q_i (V,) they were drawn from."""
+    drafts: list[int] = []
+    qs: list[torch.Tensor] = []
+    for _ in range(k):
+        logits = _feed(draft, cache, tokens + drafts)[-1:].to(device)  # (1, V)
+        choice = decode_step(logits, sampling, generator, [tokens + drafts])
+        drafts.append(int(choice.token))
+        qs.append(_acceptance_probs(choice.processed_logits, sampling)[0])  # (V,)
+    return drafts, qs
+
+
+def _verify(
+    target: GPT, cache: KVCache, tokens: list[int], drafts: list[int], sampling: SamplingConfig
 ) -> torch.Tensor:
-    """(V,) logits -> (V,) probabilities after the sampling chain; one-hot when greedy."""
-    logits = process_logits(logits.float(), sampling, previous_ids)  # (V,)
-    if sampling.greedy:
-        return torch.nn.functional.one_hot(logits.argmax(), logits.numel()).float()
-    return torch.softmax(logits, dim=-1)
+    """Step 2: ONE target forward over the pending tokens and the k drafts; returns the
+    processed logits (k + 1, V): row i predicts the token after ``drafts[:i]``."""
+    k = len(drafts)
+    logits = _feed(target, cache, tokens + drafts)[-(k + 1) :].float()  # (k + 1, V)
+    previous = [tokens + drafts[:i] for i in range(k + 1)]  # each row's history (repetition penalty)
+    return process_logits(logits, sampling, previous)  # (k + 1, V)
 
 
-def _sample(
-    probs: torch.Tensor, sampling: SamplingConfig, generator: Optional[torch.Generator]
-) -> int:
-    """One draw from (V,) probabilities; the argmax when greedy (no randomness used)."""
-    if sampling.greedy:
-        return int(probs.argmax())
-    return int(torch.multinomial(probs, 1, generator=generator))
+def _accept(
+    processed: torch.Tensor, drafts: list[int], qs: list[torch.Tensor],
+    sampling: SamplingConfig, generator: Optional[torch.Generator],
+) -> tuple[list[int], int]:
+    """Steps 3-4: accept drafts left to right; at the first rejection the resample ends the
+    round, otherwise a bonus token from the last row. Returns (new tokens, accepted)."""
+    ps = _acceptance_probs(processed, sampling)  # (k + 1, V)
+    for i, (x, q) in enumerate(zip(drafts, qs)):
+        ok, token = accept_or_resample(ps[i], q, x, generator)
+        if not ok:
+            return drafts[:i] + [token], i
+    bonus = int(pick_token(processed[-1:], sampling, generator))  # the decode step's pick
+    return drafts + [bonus], len(drafts)
+
+
+def _check_arguments(
+    target: GPT, draft: GPT, prompt_ids: object, max_new_tokens: int, num_draft_tokens: int,
+    sampling: Optional[SamplingConfig], generator: Optional[torch.Generator], eos_token_id: object,
+) -> tuple[list[int], SamplingConfig, set[int]]:
+    """The shared decoder contract (see :func:`lmcourse.generate.as_prompts`) plus the pair's."""
+    check_model(target, "target")
+    check_model(draft, "draft")
+    V = target.config.vocab_size
+    if draft.config.vocab_size != V:
+        raise ValueError(f"draft vocab_size ({draft.config.vocab_size}) must equal target vocab_size ({V})")
+    (prompt,) = as_prompts(prompt_ids, V, one=True)
+    check_count("max_new_tokens", max_new_tokens, 1)
+    check_count("num_draft_tokens", num_draft_tokens, 1)
+    sampling = SamplingConfig() if sampling is None else sampling
+    if not isinstance(sampling, SamplingConfig):
+        raise TypeError(f"sampling must be a SamplingConfig or None, got {type(sampling).__name__}")
+    check_generator(generator)
+    eos_ids = as_eos_ids(eos_token_id, V)
+    total = len(prompt) + max_new_tokens
+    limit = min(target.config.block_size, draft.config.block_size)
+    if total > limit:
+        raise ValueError(
+            f"len(prompt_ids) + max_new_tokens = {total} must be <= block_size={limit} "
+            "(the smaller of the two models')"
+        )
+    return prompt, sampling, eos_ids
 
 
 @torch.no_grad()
@@ -150,107 +254,58 @@ def speculative_generate(
     num_draft_tokens: int = 4,
     sampling: Optional[SamplingConfig] = None,
     generator: Optional[torch.Generator] = None,
-    eos_token_id: Optional[int] = None,
+    eos_token_id: Union[int, Sequence[int], None] = None,
 ) -> SpeculativeOutput:
     """Generate with ``target``'s distribution, using ``draft`` to propose tokens.
 
     Args:
-        target: the large model whose distribution the output follows.
-        draft: the small, fast model that proposes tokens; same vocabulary as target.
-        prompt_ids: one prompt: a list of ids or a (T,) / (1, T) tensor.
-        max_new_tokens: number of tokens to generate (>= 1), fewer if ``eos_token_id`` appears.
+        target: the large model whose distribution the output follows (run in eval mode,
+            then its mode is restored; so is the draft's).
+        draft: the small, fast model that proposes tokens; same vocabulary as target; may
+            sit on another device (its logits are moved to the target's).
+        prompt_ids: ONE prompt, in any form :func:`lmcourse.generate.as_prompts` accepts
+            (a list of ids, a (T,) or (1, T) tensor); a (B, T) tensor with B > 1 is an error.
+        max_new_tokens: number of tokens to generate (>= 1), fewer if an EOS id appears.
         num_draft_tokens: k >= 1, tokens the draft proposes per round.
         sampling: the :class:`~lmcourse.sampling.SamplingConfig` applied to *both* models'
             logits (default: plain sampling at temperature 1; temperature 0 is greedy).
-        generator: random generator (same seed, same output).
-        eos_token_id: stop after generating this token, or None.
+        generator: random generator on any device (the draws happen on its device; same
+            seed, same output).
+        eos_token_id: stop after generating this token (or any of a list), or None.
     Returns:
         :class:`SpeculativeOutput` with the tokens and the acceptance statistics.
     """
-    sampling = SamplingConfig() if sampling is None else sampling
-    if isinstance(prompt_ids, torch.Tensor):
-        prompt_ids = prompt_ids.reshape(-1).tolist() if prompt_ids.dim() <= 2 else None
-    if not prompt_ids:
-        raise ValueError("prompt_ids must be a non-empty list or a (T,) / (1, T) tensor")
-    prompt = [int(t) for t in prompt_ids]
-    V = target.config.vocab_size
-    if draft.config.vocab_size != V:
-        raise ValueError(
-            f"draft vocab_size ({draft.config.vocab_size}) must equal target vocab_size ({V})"
-        )
-    if any(not 0 <= t < V for t in prompt):
-        raise ValueError(f"prompt_ids must be in [0, {V - 1}]")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-    if isinstance(num_draft_tokens, bool) or not isinstance(num_draft_tokens, int) or num_draft_tokens < 1:
-        raise ValueError(f"num_draft_tokens must be an integer >= 1, got {num_draft_tokens!r}")
+    prompt, sampling, eos_ids = _check_arguments(
+        target, draft, prompt_ids, max_new_tokens, num_draft_tokens, sampling, generator, eos_token_id
+    )
+    device = target.transformer.wte.weight.device
     total = len(prompt) + max_new_tokens
-    limit = min(target.config.block_size, draft.config.block_size)
-    if total > limit:
-        raise ValueError(
-            f"len(prompt_ids) + max_new_tokens = {total} must be <= block_size={limit} "
-            "(the smaller of the two models')"
-        )
-    device_t = target.transformer.wte.weight.device
-    device_d = draft.transformer.wte.weight.device
-
     # Invariant between rounds: each cache holds a prefix of `tokens`; at least the last
     # token of `tokens` is still to be fed to it.
     tokens = list(prompt)
-    target_cache = target.new_kv_cache(1, max_len=total)
-    draft_cache = draft.new_kv_cache(1, max_len=total)
     out = SpeculativeOutput(tokens=[], acceptance_rate=1.0, target_forward_passes=0, draft_forward_passes=0)
-
-    while len(tokens) - len(prompt) < max_new_tokens:
-        remaining = max_new_tokens - (len(tokens) - len(prompt))
-        k = min(num_draft_tokens, remaining - 1)  # the round yields up to k + 1 tokens
-
-        # 1. Draft: k tokens, autoregressively, each sampled from its q.
-        drafts: list[int] = []
-        qs: list[torch.Tensor] = []  # k tensors (V,)
-        for _ in range(k):
-            new = (tokens + drafts)[draft_cache.length :]  # 1 token, or 2 after a bonus
-            logits, _ = draft(torch.tensor([new], device=device_d), kv_cache=draft_cache)  # (1, T, V)
-            out.draft_forward_passes += 1
-            q = _distribution(logits[0, -1].to(device_t), sampling, tokens + drafts)  # (V,)
-            drafts.append(_sample(q, sampling, generator))
-            qs.append(q)
-
-        # 2. Target: the pending tokens and the k drafts in one forward pass.
-        new = (tokens + drafts)[target_cache.length :]  # ends with the k drafts
-        logits, _ = target(torch.tensor([new], device=device_t), kv_cache=target_cache)  # (1, T, V)
-        out.target_forward_passes += 1
-        logits = logits[0, -(k + 1) :]  # (k + 1, V): position i predicts the token after drafts[:i]
-
-        # 3. Accept drafts left to right; stop at the first rejection.
-        accepted = 0
-        for i in range(k):
-            p = _distribution(logits[i], sampling, tokens + drafts[:i])  # (V,)
-            ok, token = accept_or_resample(p, qs[i], drafts[i], generator)
-            if not ok:
-                new_tokens = drafts[:i] + [token]
+    with eval_mode(target), eval_mode(draft):
+        target_cache = target.new_kv_cache(1, max_len=total)
+        draft_cache = draft.new_kv_cache(1, max_len=total)
+        while len(tokens) < total:
+            k = min(num_draft_tokens, total - len(tokens) - 1)  # the round yields up to k + 1 tokens
+            drafts, qs = _draft(draft, draft_cache, tokens, k, sampling, generator, device)  # 1.
+            processed = _verify(target, target_cache, tokens, drafts, sampling)  # 2. (k + 1, V)
+            new_tokens, accepted = _accept(processed, drafts, qs, sampling, generator)  # 3.-4.
+            out.draft_forward_passes += k
+            out.target_forward_passes += 1
+            out.rounds += 1
+            out.num_drafted += k
+            out.num_accepted += accepted
+            out.accepted_per_round.append(accepted)
+            tokens += new_tokens
+            # Roll back: keep only positions of kept tokens; the last token stays pending.
+            target_cache.crop(min(target_cache.length, len(tokens) - 1))
+            draft_cache.crop(min(draft_cache.length, len(tokens) - 1))
+            hit = next((j for j, t in enumerate(new_tokens) if t in eos_ids), None)
+            if hit is not None:
+                del tokens[len(tokens) - len(new_tokens) + hit + 1 :]
                 break
-            accepted += 1
-        else:  # 4. all k accepted: a bonus token from the target's last position
-            p = _distribution(logits[k], sampling, tokens + drafts)  # (V,)
-            new_tokens = drafts + [_sample(p, sampling, generator)]
-
-        out.rounds += 1
-        out.num_drafted += k
-        out.num_accepted += accepted
-        out.accepted_per_round.append(accepted)
-        tokens += new_tokens
-
-        # Roll back the caches: keep only positions of tokens that were kept, and leave
-        # the last token pending (it has not been fed to either model yet).
-        target_cache.crop(min(target_cache.length, len(tokens) - 1))
-        draft_cache.crop(min(draft_cache.length, len(tokens) - 1))
-
-        if eos_token_id is not None and eos_token_id in new_tokens:
-            cut = len(tokens) - len(new_tokens) + new_tokens.index(eos_token_id) + 1
-            tokens = tokens[:cut]
-            break
-
     out.tokens = tokens[len(prompt) :]
     out.acceptance_rate = out.num_accepted / out.num_drafted if out.num_drafted else 1.0
     return out
@@ -268,7 +323,7 @@ def speed_report(out: SpeculativeOutput, draft_cost: float) -> dict[str, float]:
         generated / (target passes + c * draft passes), i.e. versus one target forward per
         token (the one-token-decode cost of both models is taken as constant).
     """
-    if not 0.0 <= draft_cost <= 1.0:
+    if isinstance(draft_cost, bool) or not isinstance(draft_cost, numbers.Real) or not 0.0 <= draft_cost <= 1.0:
         raise ValueError(f"draft_cost must be in [0, 1], got {draft_cost!r}")
     cost = out.target_forward_passes + draft_cost * out.draft_forward_passes
     return {

@@ -75,6 +75,8 @@ def test_matches_hf_without_eos(models, num_beams, length_penalty):
         (3, -1.0, False),
         (2, 2.0, False),
         (4, -0.5, "never"),
+        (4, 1.0, True),
+        (3, 1.0, "never"),
     ],
 )
 def test_matches_hf_with_eos(models, num_beams, length_penalty, early_stopping):
@@ -134,3 +136,31 @@ def test_argument_validation(models):
         beam_search(ours, [], num_beams=2, max_new_tokens=3)
     with pytest.raises(ValueError, match="early_stopping"):
         beam_search(ours, [1], num_beams=2, max_new_tokens=3, early_stopping="sometimes")
+
+
+def test_eval_mode_makes_beams_deterministic_and_mode_is_restored(models):
+    _, ours = models
+    dropout = GPT(ours.config.__class__(**{**ours.config.to_dict(), "dropout": 0.5}))
+    dropout.load_state_dict(ours.state_dict())
+    dropout.train()
+    a = beam_search(dropout, [3, 1], num_beams=3, max_new_tokens=5, num_return_sequences=3)
+    b = beam_search(dropout, [3, 1], num_beams=3, max_new_tokens=5, num_return_sequences=3)
+    assert dropout.training  # restored
+    assert a == b == beam_search(ours, [3, 1], num_beams=3, max_new_tokens=5, num_return_sequences=3)
+
+
+def test_prompt_contract(models):
+    _, ours = models
+    ref = beam_search(ours, [4, 8], num_beams=2, max_new_tokens=3)
+    assert beam_search(ours, torch.tensor([[4, 8]]), num_beams=2, max_new_tokens=3) == ref
+    assert beam_search(ours, (4, 8), num_beams=2, max_new_tokens=3) == ref
+    with pytest.raises(ValueError, match="2 prompts"):  # never flattened into one prompt
+        beam_search(ours, torch.tensor([[4, 8], [1, 2]]), num_beams=2, max_new_tokens=3)
+    with pytest.raises(TypeError, match="prompt_ids"):
+        beam_search(ours, [4.0, 8.0], num_beams=2, max_new_tokens=3)
+    with pytest.raises(TypeError, match="num_beams"):
+        beam_search(ours, [4], num_beams=True, max_new_tokens=3)
+    with pytest.raises(TypeError, match="length_penalty"):
+        beam_search(ours, [4], num_beams=2, max_new_tokens=3, length_penalty="1")
+    with pytest.raises(ValueError, match="early_stopping"):
+        beam_search(ours, [4], num_beams=2, max_new_tokens=3, early_stopping=1)

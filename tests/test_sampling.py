@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +20,9 @@ from lmcourse.sampling import (
     SamplingConfig,
     apply_repetition_penalty,
     apply_temperature,
+    decode_step,
+    draw_multinomial,
+    draw_uniform,
     min_p_filter,
     process_logits,
     sample_next,
@@ -66,10 +70,51 @@ def test_top_k_matches_hf(logits, k):
     assert_same(top_k_filter(logits, k), TopKLogitsWarper(k)(dummy_ids(len(logits)), logits.clone()))
 
 
-@pytest.mark.parametrize("logits", INPUTS)
+def nucleus_reference(row: list[float], p: float) -> set[int]:
+    """Holtzman et al.'s definition, written naively: walk the ranking (larger id first
+    among ties), keep tokens until the kept mass reaches p."""
+    probs = torch.softmax(torch.tensor(row, dtype=torch.float64), -1).tolist()
+    order = sorted(range(len(row)), key=lambda i: (-row[i], -i))
+    kept, mass = set(), 0.0
+    for i in order:
+        kept.add(i)
+        mass += probs[i]
+        if mass >= p:
+            break
+    return kept
+
+
+@pytest.mark.parametrize("logits", INPUTS[:2])  # no ties: the kept set is unique
 @pytest.mark.parametrize("p", [0.01, 0.3, 0.5, 0.9, 0.99, 1.0])
 def test_top_p_matches_hf(logits, p):
     assert_same(top_p_filter(logits, p), TopPLogitsWarper(p)(dummy_ids(len(logits)), logits.clone()))
+
+
+@pytest.mark.parametrize("p", [0.01, 0.3, 0.5, 0.9, 0.99])
+def test_top_p_with_ties_follows_the_definition(p):
+    """With ties the smallest nucleus is not unique: ours keeps the larger ids (a stable
+    ascending sort's order); transformers' unstable sort may pick others of the tie, but
+    always as many tokens."""
+    logits = tied_logits()
+    ours = top_p_filter(logits, p)
+    theirs = TopPLogitsWarper(p)(dummy_ids(len(logits)), logits.clone())
+    for r, row in enumerate(logits.tolist()):
+        assert set(torch.isfinite(ours[r]).nonzero().flatten().tolist()) == nucleus_reference(row, p)
+        assert int(torch.isfinite(ours[r]).sum()) == int(torch.isfinite(theirs[r]).sum())
+
+
+def test_top_p_boundary_mass_exactly_p():
+    """Probabilities 1/2, 1/4, 1/8, 1/8 are exact in float: p = 3/4 is reached exactly by the
+    2nd token, which is kept (the smallest set whose mass *reaches* p); p just above 3/4
+    needs a 3rd token, and of the tied 1/8 tokens the larger id is kept."""
+    logits = torch.log(torch.tensor([[0.125, 0.25, 0.5, 0.125]]))
+    probs = torch.softmax(logits, -1)
+    assert probs[0].tolist() == [0.125, 0.25, 0.5, 0.125]  # the case really is exact
+    assert torch.isfinite(top_p_filter(logits, 0.75)).tolist() == [[False, True, True, False]]
+    assert torch.isfinite(top_p_filter(logits, 0.7500001)).tolist() == [[False, True, True, True]]
+    assert torch.isfinite(top_p_filter(logits, 0.5)).tolist() == [[False, False, True, False]]
+    for p in (0.5, 0.75, 0.7500001, 0.875):
+        assert_same(top_p_filter(logits, p), TopPLogitsWarper(p)(dummy_ids(1), logits.clone()))
 
 
 def test_top_p_keeps_crossing_token():
@@ -142,7 +187,7 @@ def hf_chain(cfg: SamplingConfig) -> LogitsProcessorList:
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
-@pytest.mark.parametrize("logits", INPUTS)
+@pytest.mark.parametrize("logits", INPUTS[:2])
 def test_process_logits_matches_hf_chain(cfg, logits):
     g = torch.Generator().manual_seed(5)
     prev = torch.randint(0, V, (len(logits), 8), generator=g)
@@ -190,3 +235,107 @@ def test_sample_next_frequencies_follow_processed_distribution():
 def test_invalid_arguments_raise(fn, bad, name):
     with pytest.raises(ValueError, match=name):
         fn(bad)
+
+
+# ---- validation of types and values (issue 18) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(temperature=True), TypeError),
+        (dict(temperature="0.7"), TypeError),
+        (dict(temperature=float("nan")), ValueError),
+        (dict(temperature=float("inf")), ValueError),
+        (dict(top_k=True), TypeError),
+        (dict(top_k=2.0), TypeError),
+        (dict(top_k="5"), TypeError),
+        (dict(top_p=True), TypeError),
+        (dict(top_p="0.9"), TypeError),
+        (dict(top_p=float("nan")), ValueError),
+        (dict(min_p=False), TypeError),
+        (dict(repetition_penalty=True), TypeError),
+        (dict(repetition_penalty=float("inf")), ValueError),
+    ],
+)
+def test_config_rejects_bools_strings_and_non_finite(kwargs, error):
+    (name,) = kwargs
+    with pytest.raises(error, match=name):
+        SamplingConfig(**kwargs)
+
+
+def test_numpy_numbers_are_accepted():
+    np = pytest.importorskip("numpy")
+    cfg = SamplingConfig(temperature=np.float32(0.5), top_k=np.int64(3), top_p=np.float64(0.9))
+    assert cfg.top_k == 3 and isinstance(cfg.temperature, float)
+
+
+def test_nan_logits_raise_for_greedy_and_sampling():
+    logits = random_logits(0)
+    logits[1, 3] = float("nan")
+    for cfg in (SamplingConfig(temperature=0), SamplingConfig()):
+        with pytest.raises(ValueError, match="NaN"):
+            sample_next(logits, cfg, torch.Generator().manual_seed(0))
+
+
+def test_tiny_temperature_and_penalty_give_a_clear_error():
+    logits = random_logits(0)
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next(logits, SamplingConfig(temperature=1e-40), torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        sample_next(logits, SamplingConfig(repetition_penalty=1e-40), previous_ids=[[0, 1]] * 4)
+
+
+def test_decode_step_reports_what_it_computed():
+    logits = random_logits(2)
+    cfg = SamplingConfig(temperature=0.7, top_k=5)
+    choice = decode_step(logits, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(choice.processed_logits, process_logits(logits, cfg))
+    torch.testing.assert_close(choice.probs, torch.softmax(choice.processed_logits, -1))
+    assert torch.equal(choice.token, sample_next(logits, cfg, torch.Generator().manual_seed(3)))
+    assert torch.equal(choice.token, torch.multinomial(choice.probs, 1, generator=torch.Generator().manual_seed(3))[:, 0])
+
+
+# ---- the device contract (issue 15): draws happen on the generator's device -----------
+
+
+def test_draw_multinomial_runs_on_the_generators_device(monkeypatch):
+    """A generator on another device than the probabilities: the probabilities travel to the
+    generator, the ids come back. Simulated on CPU with a generator that reports 'meta'."""
+    seen = {}
+
+    def fake_multinomial(probs, n, generator=None):
+        seen["device"] = probs.device
+        return torch.zeros(probs.shape[0], n, dtype=torch.long)
+
+    monkeypatch.setattr(torch, "multinomial", fake_multinomial)
+    other = SimpleNamespace(device=torch.device("meta"))
+    ids = draw_multinomial(torch.full((3, 4), 0.25), other)
+    assert seen["device"] == torch.device("meta") and ids.device == torch.device("cpu") and ids.shape == (3,)
+    draw_multinomial(torch.full((3, 4), 0.25), torch.Generator())
+    assert seen["device"] == torch.device("cpu")  # same device: drawn in place
+
+
+def test_draw_uniform_uses_the_generators_device():
+    g = torch.Generator().manual_seed(0)
+    u = draw_uniform((5,), g, device=torch.device("cpu"))
+    assert torch.equal(u, torch.rand(5, generator=torch.Generator().manual_seed(0)))
+
+
+def test_seeded_draws_are_reproducible_and_match_plain_multinomial():
+    logits = random_logits(4)
+    cfg = SamplingConfig(temperature=1.1, top_p=0.9)
+    a = [sample_next(logits, cfg, g) for g in [torch.Generator().manual_seed(9)] for _ in range(5)]
+    g = torch.Generator().manual_seed(9)
+    probs = torch.softmax(process_logits(logits, cfg), -1)
+    b = [torch.multinomial(probs, 1, generator=g)[:, 0] for _ in range(5)]  # today's CPU numbers
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_generator_with_cuda_logits_gives_the_cpu_tokens():
+    logits = random_logits(5)
+    cfg = SamplingConfig(temperature=0.9)
+    cpu = sample_next(logits, cfg, torch.Generator().manual_seed(1))
+    cuda = sample_next(logits.cuda(), cfg, torch.Generator().manual_seed(1))
+    assert cuda.device.type == "cuda" and torch.equal(cuda.cpu(), cpu)

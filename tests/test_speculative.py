@@ -17,7 +17,12 @@ import torch
 from lmcourse.generate import generate
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.sampling import SamplingConfig, process_logits
-from lmcourse.speculative import accept_or_resample, speculative_generate, speed_report
+from lmcourse.speculative import (
+    accept_or_resample,
+    expected_tokens_per_round,
+    speculative_generate,
+    speed_report,
+)
 
 ALPHA = 0.001
 Z_999 = 3.0902  # standard normal quantile at 1 - ALPHA
@@ -202,6 +207,18 @@ def test_sampled_tokens_follow_target_distribution(config, seed):
 
 def test_argument_validation():
     target, draft = tiny_gpt(0), tiny_gpt(1, vocab=40)
+    with pytest.raises(ValueError, match="2 prompts"):  # a (2, T) tensor is never flattened
+        speculative_generate(target, target, torch.tensor([[1, 2], [3, 4]]), 5)
+    with pytest.raises(TypeError, match="prompt_ids"):
+        speculative_generate(target, target, [1.5], 5)
+    with pytest.raises(TypeError, match="max_new_tokens"):
+        speculative_generate(target, target, [1], "5")
+    with pytest.raises(ValueError, match="eos_token_id"):
+        speculative_generate(target, target, [1], 5, eos_token_id=50)
+    with pytest.raises(TypeError, match="draft"):
+        speculative_generate(target, "draft", [1], 5)
+    with pytest.raises(TypeError, match="generator"):
+        speculative_generate(target, target, [1], 5, generator=1)
     with pytest.raises(ValueError, match="vocab_size"):
         speculative_generate(target, draft, [1], 5)
     with pytest.raises(ValueError, match="max_new_tokens"):
@@ -214,3 +231,42 @@ def test_argument_validation():
         speculative_generate(target, target, [], 5)
     with pytest.raises(ValueError, match="draft_cost"):
         speed_report(speculative_generate(target, target, [1], 3), draft_cost=2.0)
+
+
+def test_prompt_forms_and_eval_mode():
+    target, draft = tiny_gpt(0, scale=20), tiny_gpt(1, scale=20, n_layer=1)
+    greedy = SamplingConfig(temperature=0)
+    ref = speculative_generate(target, draft, [3, 14, 15], 10, sampling=greedy).tokens
+    assert speculative_generate(target, draft, torch.tensor([[3, 14, 15]]), 10, sampling=greedy).tokens == ref
+    assert speculative_generate(target, draft, (3, 14, 15), 10, sampling=greedy).tokens == ref
+    # models with dropout, left in training mode: run in eval mode, then restored
+    noisy_t, noisy_d = (GPT(GPTConfig(**{**m.config.to_dict(), "dropout": 0.5})) for m in (target, draft))
+    noisy_t.load_state_dict(target.state_dict())
+    noisy_d.load_state_dict(draft.state_dict())
+    noisy_t.train(), noisy_d.train()
+    assert speculative_generate(noisy_t, noisy_d, [3, 14, 15], 10, sampling=greedy).tokens == ref
+    assert noisy_t.training and noisy_d.training
+
+
+def test_seeded_sampling_is_reproducible():
+    target, draft = tiny_gpt(0, scale=3), tiny_gpt(1, scale=3, n_layer=1)
+    cfg = SamplingConfig(temperature=0.9, top_p=0.9)
+    runs = [speculative_generate(target, draft, [1, 2], 20, 3, cfg, torch.Generator().manual_seed(s)) for s in (7, 7, 8)]
+    assert runs[0] == runs[1] and runs[0].tokens != runs[2].tokens
+
+
+@pytest.mark.parametrize("alpha, k", [(0.3, 1), (0.8, 4), (0.6, 6)])
+def test_expected_tokens_per_round_matches_simulation(alpha, k):
+    """Simulate rounds: each draft accepted independently with probability alpha, the round
+    ends at the first rejection and adds one token (resample or bonus)."""
+    g = torch.Generator().manual_seed(0)
+    N = 20000
+    accepted = (torch.rand(N, k, generator=g) < alpha).int().cumprod(dim=1).sum(dim=1)  # (N,)
+    tokens = (accepted + 1).double()
+    stderr = float(tokens.std()) / math.sqrt(N)
+    assert abs(float(tokens.mean()) - expected_tokens_per_round(alpha, k)) < 4 * stderr
+    assert expected_tokens_per_round(1.0, k) == k + 1 and expected_tokens_per_round(0.0, k) == 1.0
+    with pytest.raises(ValueError, match="alpha"):
+        expected_tokens_per_round(1.5, k)
+    with pytest.raises(ValueError, match="k"):
+        expected_tokens_per_round(alpha, -1)
