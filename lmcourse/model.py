@@ -690,14 +690,7 @@ class GPT(nn.Module):
         self._check_inputs(idx, targets)
         L = 0 if kv_cache is None else kv_cache.length
         positions = self._positions(idx, L, position_ids)  # (B or 1, T)
-        mask = None
-        if attention_mask is not None:
-            if attention_mask.shape != (idx.size(0), L + idx.size(1)):
-                raise ValueError(
-                    f"attention_mask must have shape (B, cached + T) = {(idx.size(0), L + idx.size(1))}, "
-                    f"got {tuple(attention_mask.shape)}"
-                )
-            mask = padded_causal_mask(attention_mask, idx.size(1))  # (B, 1, T, S)
+        mask = self._mask(idx, L, attention_mask)  # (B, 1, T, S), or None: plain causal
 
         x = self.embed(idx, positions)  # (B, T, C)
         x = self.run_blocks(x, positions, kv_cache, mask)  # (B, T, C)
@@ -759,6 +752,18 @@ class GPT(nn.Module):
         if int(position_ids.max()) >= self.config.block_size or int(position_ids.min()) < 0:
             raise ValueError(f"position_ids must be in [0, {self.config.block_size - 1}]")
         return position_ids
+
+    @staticmethod
+    def _mask(idx: torch.Tensor, L: int, attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The (B, 1, T, S) mask of a padded batch, or None (plain causal attention)."""
+        if attention_mask is None:
+            return None
+        B, T = idx.shape
+        if attention_mask.shape != (B, L + T):
+            raise ValueError(
+                f"attention_mask must have shape (B, cached + T) = {(B, L + T)}, got {tuple(attention_mask.shape)}"
+            )
+        return padded_causal_mask(attention_mask, T)
 
     def _check_inputs(self, idx: torch.Tensor, targets: Optional[torch.Tensor]) -> None:
         """Shapes and dtypes always; id ranges where reading them back costs nothing (see forward)."""
