@@ -69,8 +69,13 @@ class StaticKVCache(nn.Module):
         self.register_buffer("slots", torch.arange(max_len, device=device), persistent=False)  # (M,)
         self.max_len = max_len
         self.input_pos: Optional[torch.Tensor] = None  # (T,) set by forward_static
-        for buf in self.buffers():  # fixed addresses: a CUDA graph may update them in place
+
+    def mark_static(self) -> StaticKVCache:
+        """Tell ``torch.compile`` that the buffers keep their addresses, so that a CUDA graph
+        may update them in place (instead of refusing to record a graph that mutates inputs)."""
+        for buf in self.buffers():
             torch._dynamo.mark_static_address(buf)
+        return self
 
     @classmethod
     def for_model(cls, model: GPT, batch_size: int, max_len: Optional[int] = None) -> StaticKVCache:
@@ -186,6 +191,8 @@ def fast_generate(
         return prompt.clone()
     step = _compiled_decode_step() if compile else decode_step
     cache = StaticKVCache.for_model(model, B)  # M = block_size: one shape for every call
+    if compile:
+        cache.mark_static()
     tokens = [prompt]
     with eval_mode(model):
         logits = forward_static(model, cache, prompt, torch.arange(T, device=device))[:, -1, :]  # prefill

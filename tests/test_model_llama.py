@@ -213,3 +213,15 @@ def test_from_pretrained_hf_llama_without_tokenizer(tmp_path):
     ours, tok = GPT.from_pretrained_hf(str(tmp_path))
     assert tok is None
     assert _max_diff(hf, ours, torch.randint(0, 61, (2, 12))) < 1e-4
+
+
+def test_llama_style_explicit_attention_matches_sdpa_and_maps_are_causal():
+    kw = dict(vocab_size=23, block_size=16, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, **LLAMA_STYLE)
+    torch.manual_seed(0)
+    a = GPT(GPTConfig(**kw)).eval()
+    b = GPT(GPTConfig(**kw, attn_impl="explicit")).eval()
+    b.load_state_dict(a.state_dict())
+    idx = torch.randint(0, 23, (2, 16))
+    torch.testing.assert_close(a(idx)[0], b(idx)[0], atol=1e-5, rtol=1e-5)
+    for w in a.attention_maps(idx):
+        assert w.shape == (2, 4, 16, 16) and torch.all(w.triu(1) == 0)
