@@ -270,23 +270,6 @@ def causal_mask(T: int, S: Optional[int] = None, device: Optional[torch.device] 
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
 
-def padded_causal_mask(attention_mask: torch.Tensor, T: int) -> torch.Tensor:
-    """Causal mask that also hides padding keys: (B, S) 0/1 padding mask -> (B, 1, T, S).
-
-    ``attention_mask[b, j]`` is 1 for a real token and 0 for padding (left-padded
-    batches); the T queries are the last T of the S positions. A padding query would see
-    no key at all (the softmax of a row of -inf is NaN), so it is allowed to see itself;
-    its output is never used.
-    """
-    B, S = attention_mask.shape
-    device = attention_mask.device
-    keep = causal_mask(T, S, device=device).unsqueeze(0)  # (1, T, S)
-    keep = keep & attention_mask.bool().unsqueeze(1)  # (B, T, S): no padding keys
-    itself = torch.zeros(T, S, dtype=torch.bool, device=device)
-    itself[torch.arange(T), torch.arange(S - T, S)] = True  # query i is key S - T + i
-    return (keep | itself).unsqueeze(1)  # (B, 1, T, S), broadcast over heads
-
-
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -310,6 +293,23 @@ def scaled_dot_product_attention(
     if dropout_p > 0.0 and training:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
+
+
+def padded_causal_mask(attention_mask: torch.Tensor, T: int) -> torch.Tensor:
+    """Causal mask that also hides padding keys: (B, S) 0/1 padding mask -> (B, 1, T, S).
+
+    ``attention_mask[b, j]`` is 1 for a real token and 0 for padding (left-padded
+    batches); the T queries are the last T of the S positions. A padding query would see
+    no key at all (the softmax of a row of -inf is NaN), so it is allowed to see itself;
+    its output is never used.
+    """
+    B, S = attention_mask.shape
+    device = attention_mask.device
+    keep = causal_mask(T, S, device=device).unsqueeze(0)  # (1, T, S)
+    keep = keep & attention_mask.bool().unsqueeze(1)  # (B, T, S): no padding keys
+    itself = torch.zeros(T, S, dtype=torch.bool, device=device)
+    itself[torch.arange(T), torch.arange(S - T, S)] = True  # query i is key S - T + i
+    return (keep | itself).unsqueeze(1)  # (B, 1, T, S), broadcast over heads
 
 
 class KVCache:
