@@ -201,6 +201,8 @@ def fast_generate(
             token = sample_next(logits, sampling, generator)  # (B,), eager: same as generate
             tokens.append(token.unsqueeze(1))
             if i + 1 < max_new_tokens:
+                if compile:  # a new replay: the previous step's logits may be overwritten
+                    torch.compiler.cudagraph_mark_step_begin()
                 logits = step(model, cache, token.unsqueeze(1), pos)  # (B, V)
                 pos = pos + 1
     return torch.cat(tokens, dim=1)  # (B, T + max_new_tokens)

@@ -76,10 +76,14 @@ def test_fast_generate_checks_its_arguments():
 
 
 @pytest.mark.skipif(not os.environ.get("LMCOURSE_TEST_COMPILE"), reason="compiling takes minutes on a CPU; "
-                    "set LMCOURSE_TEST_COMPILE=1 (the GPU check runs it)")
+                    "set LMCOURSE_TEST_COMPILE=1 (on a GPU this checks the CUDA-graph path)")
 def test_compiled_decode_step_gives_the_same_tokens():
-    model = _model("llama")
-    prompt = torch.randint(0, 41, (2, 5))
-    eager = fast_generate(model, prompt, 12, temperature=1.0, generator=torch.Generator().manual_seed(0))
-    compiled = fast_generate(model, prompt, 12, temperature=1.0, generator=torch.Generator().manual_seed(0), compile=True)
-    assert compiled.tolist() == eager.tolist()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = _model("llama").to(device)
+    prompt = torch.randint(0, 41, (2, 5), device=device)
+    for temperature in (0.0, 1.0):
+        eager = fast_generate(model, prompt, 12, temperature=temperature,
+                              generator=torch.Generator(device).manual_seed(0))
+        compiled = fast_generate(model, prompt, 12, temperature=temperature,
+                                 generator=torch.Generator(device).manual_seed(0), compile=True)
+        assert compiled.tolist() == eager.tolist()
