@@ -989,18 +989,13 @@ class GPT(nn.Module):
         )
         model = cls(config)
         conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-        ours = model.state_dict()
-        with torch.no_grad():
-            for key, target in ours.items():
-                if key == "lm_head.weight" and tied:
-                    continue
-                src_key = key.removeprefix("transformer.")
-                src = sd[src_key]
-                if src_key.endswith(conv1d):
-                    src = src.t()
-                if src.shape != target.shape:
-                    raise ValueError(f"shape mismatch for {key}: HF {tuple(src.shape)} vs {tuple(target.shape)}")
-                target.copy_(src)
+        weights = {}
+        for key in model.state_dict():
+            if key == "lm_head.weight" and tied:
+                continue
+            src_key = key.removeprefix("transformer.")  # HF names are ours without the prefix
+            weights[key] = sd[src_key].t() if src_key.endswith(conv1d) else sd[src_key]
+        model._copy_in(weights)
         return model
 
 
