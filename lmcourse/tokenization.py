@@ -59,6 +59,8 @@ __all__ = [
     "HFBPETokenizer",
     "bytes_to_unicode",
     "load_tokenizer",
+    "tokenizer_to_dict",
+    "tokenizer_from_dict",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -715,3 +717,64 @@ def load_tokenizer(path: PathLike) -> Tokenizer:
     if "model" in data:
         return HFBPETokenizer.load(path)
     raise ValueError(f"{path} is not a tokenizer file written by lmcourse.tokenization")
+
+
+# --------------------------------------------------------------------------------------
+# Plain-dict (de)serialisation, for checkpoints
+# --------------------------------------------------------------------------------------
+
+TOKENIZER_DICT_VERSION = 1
+
+
+def tokenizer_to_dict(tok: Tokenizer) -> dict[str, Any]:
+    """Describe ``tok`` with plain Python types only (str, int, list, dict, None).
+
+    The result can be stored inside a checkpoint that ``torch.load(..., weights_only=True)``
+    reads back. Its ``"kind"`` key says which class it is: ``"char"``, ``"bpe"`` or ``"hf"``.
+    :func:`tokenizer_from_dict` is the inverse.
+    """
+    if isinstance(tok, CharTokenizer):
+        specials = sorted(tok.special_tokens, key=tok.special_tokens.__getitem__)
+        return {"kind": "char", "version": TOKENIZER_DICT_VERSION, "chars": list(tok.chars),
+                "special_tokens": specials, "unk": tok.unk}
+    if isinstance(tok, BPETokenizer):
+        return {
+            "kind": "bpe",
+            "version": TOKENIZER_DICT_VERSION,
+            "pattern": tok.pattern,
+            "vocab": [[i, b.hex()] for i, b in sorted(tok.vocab.items())],
+            "merges": [[a, b] for a, b in tok.merges],
+            "merge_ids": [tok._ranks[p][1] for p in tok.merges],
+            "special_tokens": dict(tok.special_tokens),
+        }
+    if isinstance(tok, HFBPETokenizer):
+        return {"kind": "hf", "version": TOKENIZER_DICT_VERSION, "json": tok.hf.to_str()}
+    raise TypeError(
+        f"tok must be a CharTokenizer, BPETokenizer or HFBPETokenizer, got {type(tok).__name__}"
+    )
+
+
+def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
+    """Rebuild the tokenizer described by :func:`tokenizer_to_dict`."""
+    if not isinstance(d, dict):
+        raise TypeError(f"d must be a dict written by tokenizer_to_dict, got {type(d).__name__}")
+    kind = d.get("kind")
+    if d.get("version", TOKENIZER_DICT_VERSION) != TOKENIZER_DICT_VERSION:
+        raise ValueError(
+            f"tokenizer dict version {d.get('version')!r} is not supported "
+            f"(this lmcourse reads version {TOKENIZER_DICT_VERSION})"
+        )
+    try:
+        if kind == "char":
+            return CharTokenizer(d["chars"], d["special_tokens"], d.get("unk"))
+        if kind == "bpe":
+            vocab = {int(i): bytes.fromhex(h) for i, h in d["vocab"]}
+            merges = [(int(a), int(b)) for a, b in d["merges"]]
+            return BPETokenizer(vocab, merges, dict(d["special_tokens"]), d["pattern"], d["merge_ids"])
+        if kind == "hf":
+            from tokenizers import Tokenizer as _HFTokenizer
+
+            return HFBPETokenizer(_HFTokenizer.from_str(d["json"]))
+    except KeyError as e:
+        raise ValueError(f"tokenizer dict of kind {kind!r} lacks the key {e.args[0]!r}") from None
+    raise ValueError(f"tokenizer dict 'kind' must be 'char', 'bpe' or 'hf', got {kind!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from lmcourse.tokenization import (
     HFBPETokenizer,
     bytes_to_unicode,
     load_tokenizer,
+    tokenizer_from_dict,
+    tokenizer_to_dict,
 )
 
 CORPUS = (
@@ -246,3 +249,54 @@ def test_load_tokenizer_rejects_other_files(tmp_path):
     path.write_text('{"hello": 1}')
     with pytest.raises(ValueError, match="not a tokenizer file"):
         load_tokenizer(path)
+
+
+# ---- plain-dict (de)serialisation, for checkpoints --------------------------------------
+
+
+def _plain(x) -> bool:
+    """Only the types a checkpoint read with ``weights_only=True`` may hold."""
+    if isinstance(x, dict):
+        return all(isinstance(k, (str, int)) and _plain(v) for k, v in x.items())
+    if isinstance(x, list):
+        return all(_plain(v) for v in x)
+    return x is None or isinstance(x, (str, int, float, bool))
+
+
+@pytest.mark.parametrize("make", ["bpe", "hf", "char", "char_unk", "from_hf"])
+def test_tokenizer_dict_round_trip(make, request, tmp_path):
+    if make == "char_unk":
+        tok = CharTokenizer.from_text(CORPUS, unk="<|unk|>")
+    elif make == "from_hf":
+        tok = BPETokenizer.from_hf(request.getfixturevalue("hf"))
+    else:
+        tok = request.getfixturevalue(make)
+    d = tokenizer_to_dict(tok)
+    assert d["kind"] == {"char": "char", "char_unk": "char", "bpe": "bpe", "from_hf": "bpe", "hf": "hf"}[make]
+    assert _plain(d)
+    # through a file read the safe way, as a checkpoint would be
+    torch.save({"tokenizer": d}, tmp_path / "t.pt")
+    back = tokenizer_from_dict(torch.load(tmp_path / "t.pt", weights_only=True)["tokenizer"])
+    assert type(back) is type(tok)
+    assert back.vocab_size == tok.vocab_size and back.special_tokens == tok.special_tokens
+    text = HELD_OUT if make != "char" else CORPUS[:300]
+    if make == "char_unk":
+        text = HELD_OUT
+    for allow in (False, True):
+        assert back.encode(text, allow_special=allow) == tok.encode(text, allow_special=allow)
+    ids = list(range(tok.vocab_size))
+    assert back.decode(ids) == tok.decode(ids)
+    assert tokenizer_to_dict(back) == d
+
+
+def test_tokenizer_dict_errors(char):
+    with pytest.raises(TypeError, match="tok must be"):
+        tokenizer_to_dict(object())
+    with pytest.raises(TypeError, match="d must be a dict"):
+        tokenizer_from_dict(["char"])
+    with pytest.raises(ValueError, match="'kind' must be"):
+        tokenizer_from_dict({"kind": "wordpiece"})
+    with pytest.raises(ValueError, match="lacks the key 'chars'"):
+        tokenizer_from_dict({"kind": "char"})
+    with pytest.raises(ValueError, match="version"):
+        tokenizer_from_dict(dict(tokenizer_to_dict(char), version=99))
