@@ -168,7 +168,7 @@ def _overfit_setup(tmp_path, **kw):
     val_ids = source.sample(3000, generator=torch.Generator().manual_seed(2))
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=48))
-    cfg = _config(max_iters=160, lr=1e-2, min_lr=1e-2, warmup_iters=5, weight_decay=0.0,
+    cfg = _config(max_iters=120, lr=1e-2, min_lr=1e-2, warmup_iters=5, weight_decay=0.0,
                   batch_size=16, eval_interval=10, eval_iters=4, log_interval=10,
                   ckpt_dir=str(tmp_path), **kw)
     return Trainer(model, cfg, train_ids, val_ids)
@@ -190,7 +190,7 @@ def test_overfitting_run_keeps_its_best(tmp_path):
     val = trainer.val_data
     assert estimate_loss(model, val, 4, 16, 16, 3) == pytest.approx(best["val_loss"], abs=1e-5)
     # ...while resume takes the latest
-    assert Trainer(_overfit_setup(tmp_path / "x").model, trainer.config, trainer.train_data).resume(tmp_path) == 160
+    assert Trainer(_overfit_setup(tmp_path / "x").model, trainer.config, trainer.train_data).resume(tmp_path) == 120
     assert trainer.load_best() == best["step"]
 
 
@@ -198,7 +198,7 @@ def test_early_stopping(tmp_path):
     trainer = _overfit_setup(tmp_path, patience=3)
     trainer.train()
     evals = [h for h in trainer.history if h["kind"] == "eval"]
-    assert trainer.stopped_early and trainer.step < 160
+    assert trainer.stopped_early and trainer.step < 120
     assert evals[-1]["step"] == trainer.best_step + 30  # three evaluations without a new best
 
 
