@@ -212,7 +212,7 @@ def _torch_load(path: str, map_location: Any) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        unsafe = re.search(r"unsupported (global|class) [^ \n]+", str(e), re.IGNORECASE)
+        unsafe = re.search(r"unsupported (?:global|class):? (?:global )?[\w.]+", str(e), re.IGNORECASE)
         if unsafe:
             raise CheckpointError(
                 f"refusing to load {path!r}: it holds Python objects other than tensors and "
