@@ -59,6 +59,15 @@ def test_fast_generate_equals_generate(arch, B, temperature, top_k):
         assert other.tolist() != got.tolist()
 
 
+def test_reused_cache_with_stale_slots_gives_the_same_tokens():
+    model = _model("llama")
+    long_prompt, short_prompt = torch.randint(0, 41, (2, 30)), torch.randint(0, 41, (2, 3))
+    fast_generate(model, long_prompt, 15)  # fills 45 slots of the model's cache
+    got = fast_generate(model, short_prompt, 10)  # same cache, stale slots 13..44
+    ref = generate(model, short_prompt, 10, SamplingConfig(temperature=0))
+    assert got.tolist() == ref.sequences
+
+
 def test_fast_generate_checks_its_arguments():
     model = _model("gpt2")
     with pytest.raises(ValueError, match="block_size"):
