@@ -29,6 +29,7 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Optional, Union
 
 import torch
@@ -119,6 +120,23 @@ def decode_step(model: GPT, cache: StaticKVCache, token: torch.Tensor, pos: torc
 
 
 _compiled: dict[str, Callable[..., torch.Tensor]] = {}
+_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {key: StaticKVCache}
+
+
+def _cache_for(model: GPT, batch_size: int) -> StaticKVCache:
+    """The model's static cache for this batch size, created once and then reused.
+
+    Reuse keeps the buffers at the same addresses, so a recorded CUDA graph is replayed
+    rather than recorded again. Old contents do no harm: the prefill and each step write
+    every slot before the mask lets a query see it.
+    """
+    p = model.transformer.wte.weight
+    key = (batch_size, p.device, p.dtype, model.config.n_layer, model.config.block_size)
+    per_model = _caches.setdefault(model, {})
+    if key not in per_model:
+        per_model.clear()  # one cache per model at a time: free the old one
+        per_model[key] = StaticKVCache.for_model(model, batch_size)
+    return per_model[key]
 
 
 def _compiled_decode_step() -> Callable[..., torch.Tensor]:
@@ -190,7 +208,7 @@ def fast_generate(
     if max_new_tokens == 0:
         return prompt.clone()
     step = _compiled_decode_step() if compile else decode_step
-    cache = StaticKVCache.for_model(model, B)  # M = block_size: one shape for every call
+    cache = _cache_for(model, B)  # M = block_size: one shape for every call
     if compile:
         cache.mark_static()
     tokens = [prompt]

@@ -92,6 +92,23 @@ def test_from_hf_llama_greedy_generation_matches_with_and_without_cache(n_kv):
         assert out.sequences[0] == ref[0].tolist()
 
 
+def test_llama_config_in_the_transformers_4_layout():
+    """transformers 4 keeps ``rope_theta`` as an attribute and the scaling in ``rope_scaling``."""
+    from types import SimpleNamespace
+
+    v4 = SimpleNamespace(
+        vocab_size=61, max_position_embeddings=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, hidden_size=32, intermediate_size=40, hidden_act="silu", head_dim=None,
+        rms_norm_eps=1e-5, tie_word_embeddings=False, rope_theta=500000.0,
+        rope_scaling={"type": "linear", "factor": 2.0},
+    )
+    cfg = GPTConfig.from_hf_llama(v4)
+    assert (cfg.rope_theta, cfg.rope_scaling, cfg.n_kv_head, cfg.mlp_hidden) == (500000.0, 2.0, 2, 40)
+    v4.rope_scaling = {"rope_type": "dynamic", "factor": 2.0}
+    with pytest.raises(ValueError, match="dynamic"):
+        GPTConfig.from_hf_llama(v4)
+
+
 def test_from_hf_llama_rejects_what_it_cannot_represent():
     cfg = transformers.LlamaConfig(
         vocab_size=10, hidden_size=16, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
