@@ -376,7 +376,7 @@ def _steps(
                 DecodeStep(
                     position=step,
                     input_ids=fed,
-                    logits=logits.float(),
+                    logits=logits.float().clone(),  # a copy: not a view holding (B, t, V)
                     processed_logits=choice.processed_logits,
                     probs=choice.probs,
                     token=choice.token,
