@@ -30,7 +30,10 @@ At every step:
    length limit.
 
 These are the rules of Hugging Face ``transformers``' ``generate(num_beams=...)``, whose
-results the tests use as the oracle (same sequences, same scores).
+results the tests use as the oracle (same sequences, same scores; scores are summed in
+float32 as there). One deliberate difference in form, not in result: the search starts
+from the prompt as ONE hypothesis, where ``transformers`` starts N copies and gives N - 1
+of them a score of -1e9 so that they lose; the two agree whenever V >= 2N.
 
 Shapes used in the comments:
     n  running hypotheses (1 at the first step, then N)    V  vocab_size    K  2N candidates

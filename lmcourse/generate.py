@@ -318,8 +318,8 @@ def _completes_stop_string(tokens: list[int], stop_strings: list[str], longest: 
     Only a stop string that ends in the last token's text is new (the others were found
     at an earlier step), so only a tail of the tokens is decoded: the last token plus
     enough tokens before it to hold ``longest - 1`` characters (and a margin; the window
-    doubles until it does). This keeps the check O(longest) per step instead of O(text so far), with
-    the same answer as searching the whole text, for tokenizers whose ``decode`` of a
+    doubles until it does). This keeps the check O(longest) per step instead of O(text so
+    far), with the same answer as searching the whole text, for tokenizers whose ``decode`` of a
     concatenation is the concatenation of the decodes (character and byte-level BPE
     tokenizers; a window that starts inside a multi-byte character has a margin).
     """
@@ -376,7 +376,7 @@ def _steps(
                 DecodeStep(
                     position=step,
                     input_ids=fed,
-                    logits=logits.float(),
+                    logits=logits.float().clone(),  # a copy: not a view holding (B, t, V)
                     processed_logits=choice.processed_logits,
                     probs=choice.probs,
                     token=choice.token,
