@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
                              "to lmcourse.pretrained.PRETRAINED first)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {args.out!r}: cannot create the folder ({e.strerror or e})") from None
     model_kw, cfg = _configs(args)
     text = shakespeare_text()
     tokenizer = CharTokenizer.from_text(text)
@@ -124,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
             say(f"resumed from step {step} ({trainer.last_checkpoint})" if trainer.last_checkpoint
                 else f"no checkpoint in {args.out} yet: starting at step 0")
         if rank == 0:
-            os.makedirs(args.out, exist_ok=True)
             tokenizer.save(os.path.join(args.out, "tokenizer.json"))
         where = f"{world} processes ({trainer.device.type})" if world > 1 else str(trainer.device)
         say(f"training {args.preset}: {model.num_params():,} parameters, {cfg.max_iters} iters on {where}")
