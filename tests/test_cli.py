@@ -13,11 +13,18 @@ from lmcourse.__main__ import main
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4"]
 
 
-def test_bench_train_compares_trainer_with_plain_loop(capsys):
+def test_bench_train_compares_trainer_with_plain_loop(capsys, tmp_path):
+    import json
+
+    path = tmp_path / "bench" / "train.json"
     assert main(["bench-train", "--preset", "cpu-tiny", "--steps", "1", "--warmup", "0", "--repeats", "1",
-                 "--device", "cpu", "--batch-size", "2"]) == 0
+                 "--device", "cpu", "--batch-size", "2", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "plain loop" in out and "Trainer" in out and "tokens/s" in out and "Trainer / plain loop" in out
+    record = json.loads(path.read_text())
+    assert record["device_type"] == "cpu" and set(record["loops"]) == {"plain loop", "Trainer"}
+    assert record["trainer_over_plain"] == pytest.approx(
+        record["loops"]["Trainer"]["ms_per_step"] / record["loops"]["plain loop"]["ms_per_step"])
 
 
 def _usage_error(argv, capsys, option: str, code: int = 2) -> str:
