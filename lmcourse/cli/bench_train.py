@@ -173,14 +173,17 @@ def _bench_hf(model_kw: dict, vocab: int, batch: int, device: torch.device, dtyp
     """Forward + backward of our GPT and transformers' GPT-2, same shape and weights."""
     from torch.utils.benchmark import Timer
     from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
 
     from ..model import GPT
 
+    hf_logging.set_verbosity_error()  # no notes about its config defaults in the report
     T = model_kw["block_size"]
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=T, n_embd=model_kw["n_embd"],
                                     n_layer=model_kw["n_layer"], n_head=model_kw["n_head"],
-                                    resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)).to(device).train()
+                                    resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, bos_token_id=None,
+                                    eos_token_id=None)).to(device).train()
     ours = GPT.from_hf_gpt2(hf).to(device).train()
     x = torch.randint(vocab, (batch, T), device=device)
 
