@@ -14,7 +14,7 @@ a plain dict of tensors, numbers, strings, lists and dicts::
 **What is safe to load.** A ``.pt`` file is a Python pickle, and unpickling an arbitrary
 pickle can run arbitrary code: never ``torch.load(path, weights_only=False)`` a file you did
 not make. Every loading path in lmcourse (:func:`load`, :func:`load_model`,
-``GPT.load``, ``Trainer.resume``, ``load_pretrained``, ``load_herald``, ``python -m
+``Trainer.resume``, ``load_pretrained``, ``load_herald``, ``python -m
 lmcourse sample/train``) calls ``torch.load(..., weights_only=True)``, whose unpickler
 accepts only tensors and plain containers and refuses everything else *before* running it.
 So loading a checkpoint from a classmate or from the web with lmcourse cannot run code;

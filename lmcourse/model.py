@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterator, Optional, Union
 
@@ -927,24 +926,6 @@ class GPT(nn.Module):
         cfg = self.config
         n = self.num_params(exclude_embeddings=True) + cfg.vocab_size * cfg.n_embd  # + lm head
         return 6 * n + 12 * cfg.n_layer * cfg.n_embd * T
-
-    # ---- save / load -----------------------------------------------------------------
-
-    def save(self, path: Union[str, os.PathLike], tokenizer: Any = None) -> None:
-        """Write config + weights (and ``tokenizer``) atomically: ``lmcourse.checkpoint.save``."""
-        from .checkpoint import save  # the checkpoint module builds on this one
-
-        save(path, self, tokenizer)
-
-    @classmethod
-    def load(cls, path: Union[str, os.PathLike], map_location: Any = "cpu") -> GPT:
-        """The model of a checkpoint file or run folder (``lmcourse.checkpoint.load_model``).
-
-        Safe for files from others: nothing in the file is executed (``weights_only=True``).
-        """
-        from .checkpoint import load_model
-
-        return load_model(path, device=map_location)[0]
 
     # ---- Hugging Face GPT-2 -----------------------------------------------------------
 

@@ -57,7 +57,6 @@ def test_round_trip_with_tokenizer(tmp_path):
     raw = torch.load(path, weights_only=True)  # plain types only
     assert raw["format"] == "lmcourse-checkpoint" and raw["version"] == checkpoint.VERSION
     assert raw["step"] == 5 and raw["meta"]["command"] == "test"
-    assert GPT.load(path).config == model.config  # the thin wrapper
     with pytest.raises(TypeError, match="meta"):
         checkpoint.save(tmp_path / "o.pt", model, meta={"when": object()})
     with pytest.raises(ValueError, match="unknown checkpoint fields"):
@@ -136,7 +135,6 @@ def test_malicious_pickle_runs_nothing_through_the_api(tmp_path):
         "checkpoint.load": lambda: checkpoint.load(evil),
         "checkpoint.load_model": lambda: checkpoint.load_model(evil),
         "load_model(folder)": lambda: checkpoint.load_model(run),
-        "GPT.load": lambda: GPT.load(evil),
         "Trainer.resume(file)": lambda: trainer.resume(evil),
         "load_herald": lambda: load_herald(evil),
         "load_pretrained(path)": lambda: load_pretrained(evil),

@@ -13,11 +13,18 @@ from lmcourse.__main__ import main
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "4"]
 
 
-def test_bench_train_compares_trainer_with_plain_loop(capsys):
+def test_bench_train_compares_trainer_with_plain_loop(capsys, tmp_path):
+    import json
+
+    path = tmp_path / "bench" / "train.json"
     assert main(["bench-train", "--preset", "cpu-tiny", "--steps", "1", "--warmup", "0", "--repeats", "1",
-                 "--device", "cpu", "--batch-size", "2"]) == 0
+                 "--device", "cpu", "--batch-size", "2", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "plain loop" in out and "Trainer" in out and "tokens/s" in out and "Trainer / plain loop" in out
+    record = json.loads(path.read_text())
+    assert record["device_type"] == "cpu" and set(record["loops"]) == {"plain loop", "Trainer"}
+    assert record["trainer_over_plain"] == pytest.approx(
+        record["loops"]["Trainer"]["ms_per_step"] / record["loops"]["plain loop"]["ms_per_step"])
 
 
 def _usage_error(argv, capsys, option: str, code: int = 2) -> str:
@@ -97,3 +104,25 @@ def test_failures_while_running_are_one_line_errors(tmp_path, capsys, monkeypatc
     err = _usage_error(["train", "--preset", "cpu-tiny", "--out", out, "--device", "cpu", "--no-progress",
                         "--max-iters", "1", *TINY], capsys, "No space left on device", code=1)
     assert "could not write checkpoint" in err and "run" in err
+
+
+def test_export_pretrained_writes_a_loadable_recorded_checkpoint(tmp_path, capsys, monkeypatch):
+    """`train --export-pretrained` (what made the shipped models) records a reproducible val loss."""
+    import lmcourse.pretrained as pretrained
+    from lmcourse import checkpoint
+    from lmcourse.data import shakespeare_text, split
+    from lmcourse.train import estimate_loss
+
+    monkeypatch.setattr(pretrained, "CHECKPOINT_DIR", tmp_path)
+    argv = ["train", "--preset", "cpu-tiny", "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress",
+            "--max-iters", "2", *TINY, "--export-pretrained", "shakespeare-char-draft"]
+    assert main(argv) == 0
+    assert "exported shakespeare-char-draft" in capsys.readouterr().out
+    ckpt = checkpoint.load(tmp_path / "shakespeare-char-draft.pt")
+    meta = ckpt["meta"]
+    assert meta["command"] == "python -m lmcourse " + " ".join(argv) and meta["iters"] == ckpt["step"] == 2
+    model, tok = checkpoint.load_model(tmp_path / "shakespeare-char-draft.pt")
+    val_ids = torch.tensor(tok.encode(split(shakespeare_text())[1], allow_special=False))
+    ev = meta["eval"]
+    loss = estimate_loss(model, val_ids, ev["eval_iters"], ev["batch_size"], ev["block_size"], ev["seed"])
+    assert loss == pytest.approx(meta["val_loss"], abs=1e-5)

@@ -66,7 +66,7 @@ def test_cli_under_torchrun(tmp_path):
     out = tmp_path / "run"
     proc = _torchrun("-m", "lmcourse", "train", "--preset", "cpu-tiny", "--out", str(out),
                      "--max-iters", "2", "--device", "cpu", "--no-progress", cwd=str(tmp_path))
-    assert proc.stdout.count("val loss") == 1, proc.stdout  # only rank 0 reports
+    assert proc.stdout.count("step 2: val loss") == 1, proc.stdout  # only rank 0 reports
     assert "2 processes" in proc.stdout
     assert [f for f in os.listdir(out) if f.startswith("ckpt_")] == ["ckpt_0000002.pt"]
     assert "best.pt" in os.listdir(out)

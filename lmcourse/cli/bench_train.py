@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import time
 from typing import Callable
 
@@ -60,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (both loops)")
     parser.add_argument("--threads", type=int_in(1, 4096), default=None, help="torch CPU threads")
     parser.add_argument("--hf", action="store_true", help="also time forward+backward against transformers' GPT-2")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the numbers, labelled with the device, to this JSON file")
 
 
 def _sync(device: torch.device) -> None:
@@ -148,13 +151,17 @@ def run(args: argparse.Namespace) -> int:
           f"{', compiled' if args.compile else ''}, {torch.get_num_threads()} threads): "
           f"{model.num_params():,} params, {tokens:,} tokens/step, best of {args.repeats} x {args.steps} steps")
     print(f"{'':12} {'ms/step':>10} {'tokens/s':>12} {'MFU':>8}")
-    best = {}
+    best, rows = {}, {}
     for name, ts in times.items():
         best[name] = min(ts)
         tok_s = tokens / best[name]
-        mfu = f"{100 * flops_per_token * tok_s / peak:.1f}%" if peak else "n/a"
-        print(f"{name:12} {best[name] * 1e3:>10.1f} {tok_s:>12,.0f} {mfu:>8}")
-    print(f"Trainer / plain loop: {best['Trainer'] / best['plain loop']:.2f}x the time per step")
+        mfu = 100 * flops_per_token * tok_s / peak if peak else None
+        rows[name] = {"ms_per_step": 1e3 * best[name], "tokens_per_s": tok_s, "mfu_percent": mfu}
+        print(f"{name:12} {best[name] * 1e3:>10.1f} {tok_s:>12,.0f} {f'{mfu:.1f}%' if mfu else 'n/a':>8}")
+    ratio = best["Trainer"] / best["plain loop"]
+    print(f"Trainer / plain loop: {ratio:.2f}x the time per step")
+    if args.json is not None:
+        _write_json(args, device, dtype, rows, ratio, model.num_params(), tokens)
     if device.type == "cuda" and peak is None:
         print(f"MFU: unknown peak FLOP/s for {torch.cuda.get_device_name(device)!r}")
     if args.hf:
@@ -166,14 +173,17 @@ def _bench_hf(model_kw: dict, vocab: int, batch: int, device: torch.device, dtyp
     """Forward + backward of our GPT and transformers' GPT-2, same shape and weights."""
     from torch.utils.benchmark import Timer
     from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
 
     from ..model import GPT
 
+    hf_logging.set_verbosity_error()  # no notes about its config defaults in the report
     T = model_kw["block_size"]
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=T, n_embd=model_kw["n_embd"],
                                     n_layer=model_kw["n_layer"], n_head=model_kw["n_head"],
-                                    resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)).to(device).train()
+                                    resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, bos_token_id=None,
+                                    eos_token_id=None)).to(device).train()
     ours = GPT.from_hf_gpt2(hf).to(device).train()
     x = torch.randint(vocab, (batch, T), device=device)
 
@@ -191,3 +201,25 @@ def _bench_hf(model_kw: dict, vocab: int, batch: int, device: torch.device, dtyp
     t_hf = Timer("f()", globals={"f": step_hf}).blocked_autorange(min_run_time=1.0).median
     print(f"\nforward+backward, batch {batch} x {T}: lmcourse {t_ours * 1e3:.1f} ms, transformers "
           f"{t_hf * 1e3:.1f} ms (lmcourse / transformers = {t_ours / t_hf:.2f})")
+
+
+def _write_json(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, rows: dict,
+                ratio: float, params: int, tokens: int) -> None:
+    """The numbers of one run, labelled with the device, for the book to quote."""
+    import json
+    import platform
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    record = {"command": "python -m lmcourse " + " ".join(getattr(args, "_argv", [])), "device": name,
+              "device_type": device.type, "threads": torch.get_num_threads(),
+              "dtype": str(dtype).removeprefix("torch."), "compile": args.compile,
+              "torch": str(torch.__version__), "preset": args.preset, "params": params,
+              "tokens_per_step": tokens, "loops": rows, "trainer_over_plain": ratio}
+    folder = os.path.dirname(os.path.abspath(args.json))
+    os.makedirs(folder, exist_ok=True)
+    tmp = args.json + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, args.json)
+    print(f"wrote {args.json}")
+

@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
                              "to lmcourse.pretrained.PRETRAINED first)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {args.out!r}: cannot create the folder ({e.strerror or e})") from None
     model_kw, cfg = _configs(args)
     text = shakespeare_text()
     tokenizer = CharTokenizer.from_text(text)
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     train_ids = torch.tensor(tokenizer.encode(train_text, allow_special=False))
     val_ids = torch.tensor(tokenizer.encode(val_text, allow_special=False))
 
+    _check_fits(GPTConfig(vocab_size=tokenizer.vocab_size, **model_kw), cfg.device)
     rank, world, _ = init_distributed()  # (0, 1, 0) unless launched by torchrun
     try:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -123,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
             say(f"resumed from step {step} ({trainer.last_checkpoint})" if trainer.last_checkpoint
                 else f"no checkpoint in {args.out} yet: starting at step 0")
         if rank == 0:
-            os.makedirs(args.out, exist_ok=True)
             tokenizer.save(os.path.join(args.out, "tokenizer.json"))
         where = f"{world} processes ({trainer.device.type})" if world > 1 else str(trainer.device)
         say(f"training {args.preset}: {model.num_params():,} parameters, {cfg.max_iters} iters on {where}")
@@ -165,4 +169,29 @@ def run(args: argparse.Namespace) -> int:
 
             dist.destroy_process_group()
     return 0
+
+
+def _check_fits(config, device: str) -> None:
+    """Refuse a model whose training state (weights, gradients, AdamW moments) exceeds memory."""
+    import torch
+
+    from ..model import GPT
+
+    with torch.device("meta"):  # counts parameters without allocating them
+        n_params = GPT(config).num_params()
+    need = 16 * n_params  # fp32 weights + gradients + two AdamW moments
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        have = torch.cuda.get_device_properties(index).total_memory
+    else:
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return  # cannot tell on this system
+    if need > have:
+        raise ValueError(
+            f"the model (--n-layer {config.n_layer}, --n-embd {config.n_embd}, --block-size "
+            f"{config.block_size}) has {n_params:,} parameters and needs about {need / 1e9:.1f} GB to "
+            f"train; this device has {have / 1e9:.1f} GB"
+        )
 
