@@ -255,23 +255,6 @@ def test_untied_head_has_own_matrix():
     assert tied.lm_head.weight.data_ptr() == tied.transformer.wte.weight.data_ptr()
 
 
-def test_save_load_roundtrip_and_errors(tmp_path):
-    model = make(n_kv_head=2)
-    path = tmp_path / "m.pt"
-    model.save(path)
-    loaded = GPT.load(path)
-    assert loaded.config == model.config
-    idx = torch.randint(0, 37, (2, 8))
-    assert torch.equal(loaded.eval()(idx)[0], model(idx)[0])
-    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
-        GPT.load(tmp_path / "missing.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match="corrupt"):
-        GPT.load(bad)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
-
-
 # ---- Hugging Face GPT-2 parity --------------------------------------------------------
 
 

@@ -183,7 +183,7 @@ def test_overfitting_run_keeps_its_best(tmp_path):
     assert (trainer.best_step, trainer.best_val_loss) == (best["step"], best["val_loss"])
     saved = checkpoint.load(tmp_path / checkpoint.BEST_NAME)
     assert saved["step"] == best["step"] and saved["optimizer"] is None
-    # the folder's model (what `sample --ckpt DIR` and GPT.load use) is the best one
+    # the folder's model (what `sample --ckpt DIR` and checkpoint.load_model use) is the best one
     model, _ = checkpoint.load_model(tmp_path)
     from lmcourse.train import estimate_loss
 
