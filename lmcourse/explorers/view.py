@@ -13,7 +13,7 @@ import html
 import json
 import math
 import uuid
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Union
@@ -33,7 +33,7 @@ EXPLORERS = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def javascript(name: str) -> str:
     """The source of ``js/<name>.js`` (``"common"`` or one of :data:`EXPLORERS`)."""
     if name != "common" and name not in EXPLORERS:
