@@ -113,6 +113,7 @@
     LMC.set(svg, { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "data-ymax": ymax, "data-ymin": ymin });
     if (opts.title) svg.appendChild(LMC.s("title", {}, opts.title));
     var plotH = H - padB - padT, bw = (W - padL) / Math.max(bars.length, 1);
+    svg.setAttribute("data-plot-height", plotH);
     var y0 = padT + plotH * ymax / (ymax - ymin);  // the baseline (value 0)
     svg.appendChild(LMC.s("line", { x1: padL, x2: W, y1: y0, y2: y0, stroke: "#444", "stroke-width": 1 }));
     bars.forEach(function (b, i) {
