@@ -30,17 +30,54 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 
 from lmcourse.model import GPT, KVCache, eval_mode
-from lmcourse.sampling import SamplingConfig, process_logits
+from lmcourse.sampling import SamplingConfig, decode_step
 
-__all__ = ["GenerationOutput", "generate", "stream"]
+__all__ = [
+    "DecodeStep",
+    "GenerationOutput",
+    "generate",
+    "stream",
+    "as_prompts",
+    "as_eos_ids",
+    "check_count",
+    "check_model",
+    "check_generator",
+]
 
 PromptIds = Union[Sequence[int], Sequence[Sequence[int]], torch.Tensor]
+
+
+@dataclass
+class DecodeStep:
+    """One step of the loop, as recorded by ``generate(..., record_steps=True)``.
+
+    Attributes:
+        position: the step index: 0 for the first new token, 1 for the next, ...
+        input_ids: (B, t) the ids fed to the model at this step: the left-padded prompt
+            window at the prefill (or at every step without the cache), then (B, 1).
+        logits: (B, V) the model's raw next-token logits (float32).
+        processed_logits: (B, V) after the sampling chain (see
+            :func:`lmcourse.sampling.process_logits`).
+        probs: (B, V) ``softmax(processed_logits)``, the distribution the token came from.
+        token: (B,) the chosen ids (rows already finished still get one; it is discarded).
+        cache_len: positions held by the KV cache after this step's forward (0 without
+            the cache).
+    """
+
+    position: int
+    input_ids: torch.Tensor
+    logits: torch.Tensor
+    processed_logits: torch.Tensor
+    probs: torch.Tensor
+    token: torch.Tensor
+    cache_len: int
 
 
 @dataclass
@@ -57,6 +94,7 @@ class GenerationOutput:
             after repetition penalty, temperature and top-k/top-p/min-p (for greedy
             decoding, temperature 0, after the filters but without temperature).
         text: with a ``tokenizer``, the decoded new tokens of every row.
+        steps: with ``record_steps``, one :class:`DecodeStep` per step of the loop.
     """
 
     sequences: list[list[int]]
@@ -64,48 +102,116 @@ class GenerationOutput:
     finish_reasons: list[str]
     logprobs: Optional[list[list[float]]] = None
     text: Optional[list[str]] = None
+    steps: Optional[list[DecodeStep]] = None
 
 
 # --------------------------------------------------------------------------------------
-# Argument checking
+# Argument checking: one contract for every decoder (generate, stream, beam_search,
+# speculative_generate). Wrong types raise TypeError, wrong values ValueError; both name
+# the parameter.
 # --------------------------------------------------------------------------------------
 
 
-def _as_rows(prompt_ids: PromptIds, vocab_size: int) -> list[list[int]]:
-    """list[int], ragged list[list[int]], LongTensor (T,) or (B, T) -> list of B lists."""
-    if isinstance(prompt_ids, torch.Tensor):
-        if prompt_ids.dim() not in (1, 2) or prompt_ids.dtype.is_floating_point:
-            raise ValueError(
-                f"prompt_ids tensor must be an integer (T,) or (B, T) tensor, got "
-                f"{prompt_ids.dtype} of shape {tuple(prompt_ids.shape)}"
-            )
-        rows = prompt_ids.tolist()
-        rows = [rows] if prompt_ids.dim() == 1 else rows
+def _is_int(x: object) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_count(name: str, value: object, minimum: int = 0) -> int:
+    """An integer >= ``minimum`` (TypeError for bools, floats, strings; ValueError below)."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_model(model: object, name: str = "model") -> GPT:
+    """An lmcourse GPT (TypeError otherwise)."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"{name} must be an lmcourse GPT, got {type(model).__name__}")
+    return model
+
+
+def check_generator(generator: object) -> Optional[torch.Generator]:
+    """None or a ``torch.Generator`` on any device (TypeError otherwise)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
+def _row(ids: object, vocab_size: int, name: str) -> list[int]:
+    """One prompt (a sequence of ints, or a 1-D integer tensor/array) -> list of ids."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer token ids, got a tensor of dtype {ids.dtype}")
+        ids = ids.tolist()
+    elif type(ids).__module__ == "numpy":
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer token ids, got a NumPy array of dtype {ids.dtype}")
+        ids = ids.tolist()
+    row = list(ids)
+    if not row:
+        raise ValueError(f"{name}: every prompt needs at least one token")
+    for t in row:
+        if not _is_int(t):
+            raise TypeError(f"{name} must hold integer token ids, got {type(t).__name__} {t!r}")
+        if not 0 <= t < vocab_size:
+            raise ValueError(f"{name} must be token ids in [0, {vocab_size - 1}], got {t!r}")
+    return [int(t) for t in row]
+
+
+def as_prompts(prompt_ids: object, vocab_size: int, *, one: bool = False, name: str = "prompt_ids") -> list[list[int]]:
+    """Every accepted prompt form -> a list of B prompts (lists of ids).
+
+    Accepted: one prompt (a list/tuple of ints, a 1-D integer tensor or NumPy array) or
+    several (a ragged list of such rows, a 2-D integer tensor or array (B, T)). Python and
+    NumPy integers are both fine. A (B, T) tensor is B prompts, never flattened; with
+    ``one=True`` (decoders of a single prompt) B must be 1. Strings, floats, None and bools
+    raise TypeError; empty prompts and ids outside [0, vocab_size) raise ValueError.
+    """
+    if prompt_ids is None or isinstance(prompt_ids, (str, bytes, numbers.Number)):
+        hint = ": encode the text with the tokenizer first" if isinstance(prompt_ids, (str, bytes)) else ""
+        raise TypeError(
+            f"{name} must be a list of token ids, a list of such lists, or an integer tensor (T,) / (B, T), "
+            f"got {type(prompt_ids).__name__}{hint}"
+        )
+    if isinstance(prompt_ids, torch.Tensor) or type(prompt_ids).__module__ == "numpy":
+        dims = len(prompt_ids.shape)
+        if dims not in (1, 2):
+            raise ValueError(f"{name} tensor must have shape (T,) or (B, T), got {tuple(prompt_ids.shape)}")
+        rows = [_row(prompt_ids, vocab_size, name)] if dims == 1 else [_row(r, vocab_size, name) for r in prompt_ids]
     else:
-        rows = list(prompt_ids)
-        if rows and all(isinstance(t, int) and not isinstance(t, bool) for t in rows):
-            rows = [rows]  # a single prompt
-        rows = [list(r) for r in rows]
+        items = list(prompt_ids)
+        if not items:
+            raise ValueError(f"{name} must hold at least one prompt (got an empty sequence)")
+        if all(_is_int(t) for t in items):
+            rows = [_row(items, vocab_size, name)]  # a single prompt
+        elif all(isinstance(t, (list, tuple, torch.Tensor)) or type(t).__module__ == "numpy" for t in items):
+            rows = [_row(r, vocab_size, name) for r in items]
+        else:
+            bad = next(t for t in items if not _is_int(t))
+            raise TypeError(f"{name} must hold integer token ids (or lists of them), got {type(bad).__name__} {bad!r}")
     if not rows:
-        raise ValueError("prompt_ids must hold at least one prompt")
-    for r in rows:
-        if not r:
-            raise ValueError("prompt_ids: every prompt needs at least one token")
-        for t in r:
-            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < vocab_size:
-                raise ValueError(f"prompt_ids must be integers in [0, {vocab_size - 1}], got {t!r}")
+        raise ValueError(f"{name} must hold at least one prompt")
+    if one and len(rows) != 1:
+        raise ValueError(f"{name} holds {len(rows)} prompts, but this decoder takes one: pass a single row")
     return rows
 
 
-def _as_id_set(eos_token_id: Union[int, Sequence[int], None]) -> set[int]:
-    """None, one id, or a list of ids -> a set."""
+def as_eos_ids(eos_token_id: object, vocab_size: int) -> set[int]:
+    """None, one id, or a list of ids in [0, vocab_size) -> a set."""
     if eos_token_id is None:
         return set()
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    ids = [eos_token_id] if _is_int(eos_token_id) else eos_token_id
+    if isinstance(ids, (str, bytes, numbers.Number)) or not isinstance(ids, (list, tuple, set)):
+        raise TypeError(f"eos_token_id must be an int, a list of ints or None, got {type(eos_token_id).__name__} {eos_token_id!r}")
     for t in ids:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"eos_token_id must be an int >= 0 or a list of them, got {eos_token_id!r}")
-    return set(ids)
+        if not _is_int(t):
+            raise TypeError(f"eos_token_id must be an int, a list of ints or None, got {eos_token_id!r}")
+        if not 0 <= t < vocab_size:
+            raise ValueError(f"eos_token_id must be in [0, {vocab_size - 1}] (the vocabulary), got {t!r}")
+    return {int(t) for t in ids}
 
 
 def _as_stop_strings(stop_strings: Union[str, Sequence[str], None], tokenizer: Any) -> list[str]:
@@ -118,6 +224,12 @@ def _as_stop_strings(stop_strings: Union[str, Sequence[str], None], tokenizer: A
     if tokenizer is None or not callable(getattr(tokenizer, "decode", None)):
         raise ValueError("stop_strings need a tokenizer with decode(ids) -> str (tokenizer=...)")
     return strings
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
 
 
 # --------------------------------------------------------------------------------------
@@ -138,24 +250,14 @@ def _left_pad(windows: list[list[int]], device: torch.device) -> tuple[torch.Ten
     return ids, mask
 
 
-def _forward_window(
-    model: GPT, windows: list[list[int]], kv_cache: Optional[KVCache]
-) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Run the left-padded windows (prefill, or a full recompute); return last logits (B, V) and mask."""
-    device = model.transformer.wte.weight.device
-    ids, mask = _left_pad(windows, device)  # (B, W), (B, W) or None
-    positions = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, W)
-    logits, _ = model(ids, kv_cache=kv_cache, attention_mask=mask, position_ids=positions)
-    return logits[:, -1, :], mask  # left padding: the last column is real in every row
-
-
 def _next_token_logits(
     model: GPT,
     prompts: list[list[int]],
     max_new_tokens: int,
     use_cache: bool,
-) -> Iterator[tuple[torch.Tensor, list[list[int]]]]:
-    """Yield the next-token logits (B, V) at every step, with the contexts so far.
+) -> Iterator[tuple[torch.Tensor, list[list[int]], torch.Tensor, int]]:
+    """Yield, at every step, the next-token logits (B, V), the contexts so far, the ids
+    fed to the model (B, t) and the cache length after the forward (0 without cache).
 
     The caller appends its chosen token to every row of the yielded ``contexts`` before
     asking for the next step. This is where the KV cache and the sliding window live.
@@ -173,23 +275,50 @@ def _next_token_logits(
             starts = [max(s, len(c) - keep) for c, s in zip(contexts, starts)]
             cache = None  # the cached keys have the old positions: re-prefill
             width = max(len(c) - s for c, s in zip(contexts, starts))
-        if not use_cache:
+        if not use_cache or cache is None:  # prefill the window (every step without a cache)
             windows = [c[s:] for c, s in zip(contexts, starts)]
-            logits, _ = _forward_window(model, windows, None)  # recompute everything
-        elif cache is None:  # prefill the window once
-            windows = [c[s:] for c, s in zip(contexts, starts)]
-            remaining = max_new_tokens - step  # positions this cache will ever need
-            cache = model.new_kv_cache(len(windows), max_len=min(block, width + remaining))
-            logits, mask = _forward_window(model, windows, cache)
+            ids, mask = _left_pad(windows, device)  # (B, W), (B, W) or None
+            if use_cache:
+                remaining = max_new_tokens - step  # positions this cache will ever need
+                cache = model.new_kv_cache(len(windows), max_len=min(block, width + remaining))
+            positions = None if mask is None else (mask.cumsum(-1) - 1).clamp(min=0)  # (B, W)
         else:  # decode: only the newest token of every row
-            last = torch.tensor([[c[-1]] for c in contexts], dtype=torch.long, device=device)  # (B, 1)
+            ids = torch.tensor([[c[-1]] for c in contexts], dtype=torch.long, device=device)  # (B, 1)
             positions = None
             if mask is not None:
                 mask = torch.cat([mask, mask.new_ones(len(contexts), 1)], dim=1)  # (B, L + 1)
                 positions = mask.sum(-1, keepdim=True) - 1  # (B, 1) each row's own position
-            step_logits, _ = model(last, kv_cache=cache, attention_mask=mask, position_ids=positions)
-            logits = step_logits[:, -1, :]  # (B, V)
-        yield logits, contexts
+        logits, _ = model(ids, kv_cache=cache, attention_mask=mask, position_ids=positions)  # (B, t, V)
+        # left padding: the last column is a real token in every row
+        yield logits[:, -1, :], contexts, ids, (cache.length if cache is not None else 0)
+
+
+# --------------------------------------------------------------------------------------
+# Stop strings, checked incrementally
+# --------------------------------------------------------------------------------------
+
+_SPLIT_CHAR_MARGIN = 3  # U+FFFD characters a window may start with when it cuts a UTF-8 character
+
+
+def _completes_stop_string(tokens: list[int], stop_strings: list[str], longest: int, tokenizer: Any) -> bool:
+    """Did the last of ``tokens`` complete one of ``stop_strings`` in their decoded text?
+
+    Only a stop string that ends in the last token's text is new (the others were found
+    at an earlier step), so only a tail of the tokens is decoded: the last token plus
+    enough tokens before it to hold ``longest - 1`` characters (doubling the window until
+    it does). This keeps the check O(longest) per step instead of O(text so far), with
+    the same answer as searching the whole text, for tokenizers whose ``decode`` of a
+    concatenation is the concatenation of the decodes (character and byte-level BPE
+    tokenizers; a window that starts inside a multi-byte character has a margin).
+    """
+    n, w = len(tokens), 1
+    before = ""  # decoded text of the window's tokens before the last one
+    while w < n and len(before) < longest + _SPLIT_CHAR_MARGIN:
+        w = min(n, 2 * w)
+        before = tokenizer.decode(tokens[n - w : n - 1])
+    text = tokenizer.decode(tokens[n - w :])
+    tail = text[max(0, len(before) - longest + 1) :]  # where a string ending in the new token can start
+    return any(s in tail for s in stop_strings)
 
 
 # --------------------------------------------------------------------------------------
@@ -198,13 +327,13 @@ def _next_token_logits(
 
 
 class _State:
-    """Per-row bookkeeping of a generation: new tokens, log-probs, finish reasons, text."""
+    """Per-row bookkeeping of a generation: new tokens, log-probs, finish reasons, steps."""
 
     def __init__(self, n_rows: int) -> None:
         self.new_tokens: list[list[int]] = [[] for _ in range(n_rows)]
         self.logprobs: list[list[float]] = [[] for _ in range(n_rows)]
         self.reasons: list[Optional[str]] = [None] * n_rows
-        self.text: list[str] = [""] * n_rows
+        self.steps: list[DecodeStep] = []
 
 
 @torch.no_grad()  # on a generator function: grad is off only while it runs
@@ -219,21 +348,31 @@ def _steps(
     use_cache: bool,
     generator: Optional[torch.Generator],
     state: _State,
+    record_steps: bool = False,
 ) -> Iterator[list[int]]:
     """Run the loop; after each step yield the B chosen ids (-1 for rows already finished)."""
     longest_stop = max((len(s) for s in stop_strings), default=0)
-    for step, (logits, contexts) in enumerate(_next_token_logits(model, rows, max_new_tokens, use_cache)):
+    for step, (logits, contexts, fed, cache_len) in enumerate(
+        _next_token_logits(model, rows, max_new_tokens, use_cache)
+    ):
         previous = contexts if sampling.repetition_penalty is not None else None
-        processed = process_logits(logits.float(), sampling, previous)  # (B, V)
-        if sampling.greedy:  # the same choice as lmcourse.sampling.sample_next
-            next_ids = processed.argmax(dim=-1)  # (B,)
-        else:
-            probs = torch.softmax(processed, dim=-1)  # (B, V)
-            next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
-        logp = torch.log_softmax(processed, dim=-1).gather(-1, next_ids.unsqueeze(-1)).squeeze(-1)
+        choice = decode_step(logits, sampling, generator, previous)  # process, then pick
+        logp = torch.log_softmax(choice.processed_logits, dim=-1).gather(-1, choice.token.unsqueeze(-1))  # (B, 1)
+        if record_steps:
+            state.steps.append(
+                DecodeStep(
+                    position=step,
+                    input_ids=fed,
+                    logits=logits.float(),
+                    processed_logits=choice.processed_logits,
+                    probs=choice.probs,
+                    token=choice.token,
+                    cache_len=cache_len,
+                )
+            )
 
         chosen: list[int] = []
-        for i, (token, lp) in enumerate(zip(next_ids.tolist(), logp.tolist())):
+        for i, (token, lp) in enumerate(zip(choice.token.tolist(), logp.squeeze(-1).tolist())):
             contexts[i].append(token)  # finished rows keep a (discarded) history too
             if state.reasons[i] is not None:
                 chosen.append(-1)
@@ -241,13 +380,8 @@ def _steps(
             chosen.append(token)
             state.new_tokens[i].append(token)
             state.logprobs[i].append(lp)
-            if tokenizer is not None:
-                old = len(state.text[i])
-                state.text[i] = tokenizer.decode(state.new_tokens[i])
-                # a stop string may span several tokens: search the part that can hold a new one
-                tail = state.text[i][max(0, old - longest_stop + 1) :]
-                if any(s in tail for s in stop_strings):
-                    state.reasons[i] = "stop"
+            if stop_strings and _completes_stop_string(state.new_tokens[i], stop_strings, longest_stop, tokenizer):
+                state.reasons[i] = "stop"
             if token in eos_ids:
                 state.reasons[i] = "eos"
             elif state.reasons[i] is None and step + 1 == max_new_tokens:
@@ -261,22 +395,26 @@ def _check_common(
     model: GPT,
     prompt_ids: PromptIds,
     max_new_tokens: int,
-    sampling: SamplingConfig,
+    sampling: Optional[SamplingConfig],
     eos_token_id: Union[int, Sequence[int], None],
     stop_strings: Union[str, Sequence[str], None],
     tokenizer: Any,
-) -> tuple[list[list[int]], set[int], list[str]]:
+    use_cache: bool,
+    generator: Optional[torch.Generator],
+) -> tuple[list[list[int]], SamplingConfig, set[int], list[str]]:
     """Validate the arguments shared by :func:`generate` and :func:`stream`."""
-    if not isinstance(model, GPT):
-        raise ValueError(f"model must be an lmcourse GPT, got {type(model).__name__}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    check_model(model)
+    check_count("max_new_tokens", max_new_tokens, 0)
+    sampling = SamplingConfig() if sampling is None else sampling
     if not isinstance(sampling, SamplingConfig):
-        raise ValueError(f"sampling must be a SamplingConfig, got {type(sampling).__name__}")
+        raise TypeError(f"sampling must be a SamplingConfig or None, got {type(sampling).__name__}")
     if tokenizer is not None and not callable(getattr(tokenizer, "decode", None)):
-        raise ValueError("tokenizer must have a decode(ids) -> str method")
-    rows = _as_rows(prompt_ids, model.config.vocab_size)
-    return rows, _as_id_set(eos_token_id), _as_stop_strings(stop_strings, tokenizer)
+        raise TypeError("tokenizer must have a decode(ids) -> str method")
+    _check_flag("use_cache", use_cache)
+    check_generator(generator)
+    V = model.config.vocab_size
+    rows = as_prompts(prompt_ids, V)
+    return rows, sampling, as_eos_ids(eos_token_id, V), _as_stop_strings(stop_strings, tokenizer)
 
 
 @torch.no_grad()
@@ -292,40 +430,52 @@ def generate(
     generator: Optional[torch.Generator] = None,
     return_logprobs: bool = False,
     callback: Optional[Callable[[int, list[int]], None]] = None,
+    record_steps: bool = False,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens after each prompt.
 
     Args:
-        model: an lmcourse :class:`~lmcourse.model.GPT` (put in eval mode for the call).
+        model: an lmcourse :class:`~lmcourse.model.GPT` (put in eval mode for the call,
+            then restored).
         prompt_ids: one prompt (list[int] or LongTensor (T,)) or several (a ragged
-            list[list[int]] or LongTensor (B, T)).
+            list[list[int]] or LongTensor (B, T)); see :func:`as_prompts`.
         max_new_tokens: >= 0 tokens to add at most per prompt.
         sampling: a :class:`~lmcourse.sampling.SamplingConfig` (default: plain sampling at
             temperature 1); ``SamplingConfig(temperature=0)`` is greedy.
-        eos_token_id: one id or a list of ids that end a sequence (the id is kept).
+        eos_token_id: one id or a list of ids in the vocabulary that end a sequence (the
+            id is kept).
         stop_strings: strings that end a sequence when they appear in its decoded new text
             (possibly spanning several tokens); needs ``tokenizer``. Tokens are kept up to
-            and including the one that completed the string.
+            and including the one that completed the string. Checked incrementally (see
+            :func:`_completes_stop_string`).
         tokenizer: anything with ``decode(ids) -> str``; fills ``GenerationOutput.text``.
         use_cache: KV cache (prefill once, then one token per step); False recomputes the
             whole window every step (slow, same tokens).
-        generator: ``torch.Generator`` for the random draws (same seed, same output).
+        generator: ``torch.Generator`` for the random draws, on any device: the draws
+            happen on the generator's device, so a seed gives the same tokens whether the
+            model is on the CPU or a GPU (up to the model's own floating-point
+            differences) and a CPU generator works with a CUDA model.
         return_logprobs: also return the log-probability of each new token (see
             :class:`GenerationOutput`).
         callback: called after every step as ``callback(step, token_ids)`` with the B ids
             just chosen (-1 for rows already finished).
+        record_steps: also return every :class:`DecodeStep` (the tensors of each step;
+            for the book's tracing of small runs, it keeps B x V floats per step).
     Returns:
         A :class:`GenerationOutput`.
     """
-    sampling = SamplingConfig() if sampling is None else sampling
-    rows, eos_ids, stops = _check_common(
-        model, prompt_ids, max_new_tokens, sampling, eos_token_id, stop_strings, tokenizer
+    rows, sampling, eos_ids, stops = _check_common(
+        model, prompt_ids, max_new_tokens, sampling, eos_token_id, stop_strings, tokenizer, use_cache, generator
     )
+    _check_flag("return_logprobs", return_logprobs)
+    _check_flag("record_steps", record_steps)
     if callback is not None and not callable(callback):
-        raise ValueError("callback must be callable as callback(step, token_ids)")
+        raise TypeError("callback must be callable as callback(step, token_ids)")
     state = _State(len(rows))
     with eval_mode(model):
-        steps = _steps(model, rows, max_new_tokens, sampling, eos_ids, stops, tokenizer, use_cache, generator, state)
+        steps = _steps(
+            model, rows, max_new_tokens, sampling, eos_ids, stops, tokenizer, use_cache, generator, state, record_steps
+        )
         for step, chosen in enumerate(steps):
             if callback is not None:
                 callback(step, chosen)
@@ -335,6 +485,7 @@ def generate(
         finish_reasons=[r or "length" for r in state.reasons],  # max_new_tokens = 0
         logprobs=state.logprobs if return_logprobs else None,
         text=[tokenizer.decode(t) for t in state.new_tokens] if tokenizer is not None else None,
+        steps=state.steps if record_steps else None,
     )
 
 
@@ -352,27 +503,26 @@ def stream(
     """Generate for ONE prompt, yielding ``(token_id, text_piece)`` as each token is made.
 
     Same arguments and tokens as :func:`generate`. ``text_piece`` is the new text the
-    token adds (None without a tokenizer). A token that ends inside a multi-byte
-    character (decoded as U+FFFD) gives ``""`` and its text comes with a later piece; the
-    pieces always join to the decoded new tokens.
+    token adds (None without a tokenizer): only the tokens not yet shown are decoded. A
+    token that ends inside a multi-byte character (decoded as U+FFFD) gives ``""`` and its
+    text comes with a later piece; the pieces join to the decoded new tokens.
     """
-    sampling = SamplingConfig() if sampling is None else sampling
-    rows, eos_ids, stops = _check_common(
-        model, prompt_ids, max_new_tokens, sampling, eos_token_id, stop_strings, tokenizer
+    rows, sampling, eos_ids, stops = _check_common(
+        model, prompt_ids, max_new_tokens, sampling, eos_token_id, stop_strings, tokenizer, use_cache, generator
     )
     if len(rows) != 1:
         raise ValueError(f"stream takes one prompt, prompt_ids has {len(rows)}; use generate")
     state = _State(1)
-    emitted = 0  # characters of the text already yielded
+    shown = 0  # new tokens whose text has been yielded
     with eval_mode(model):
         steps = _steps(model, rows, max_new_tokens, sampling, eos_ids, stops, tokenizer, use_cache, generator, state)
         for (token,) in steps:
             if tokenizer is None:
                 yield token, None
                 continue
-            text = state.text[0]
-            end = len(text)
-            if text.endswith("\ufffd") and state.reasons[0] is None:
-                end = len(text.rstrip("\ufffd"))  # wait for the rest of the character
-            piece, emitted = text[emitted:end], max(emitted, end)
+            piece = tokenizer.decode(state.new_tokens[0][shown:])
+            if piece.endswith("\ufffd") and state.reasons[0] is None:
+                yield token, ""  # wait for the rest of the character
+                continue
+            shown = len(state.new_tokens[0])
             yield token, piece

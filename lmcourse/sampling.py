@@ -4,12 +4,23 @@ Chapter 6 (the generation loop) and chapter 8 (decoding strategies) teach this f
 
 Every filter is a pure function on logits of shape (..., V): it returns *new* logits in
 which the removed tokens are set to -inf (so that softmax gives them probability 0) and
-the kept tokens are unchanged. They work on a single row (V,) or a batch (B, V), and give
-exactly the same result as the Hugging Face ``transformers`` logits processors of the
-same name (the tests use them as the oracle, ties included).
+the kept tokens are unchanged. They work on a single row (V,) or a batch (B, V). Each is
+written from its definition (the papers are cited in the docstrings); the tests check
+that they remove exactly the tokens the Hugging Face ``transformers`` logits processors of
+the same name remove, ties included.
 
-The order in which :func:`process_logits` applies them is the one ``transformers`` uses:
-repetition penalty, temperature, top-k, top-p, min-p.
+One decode step is "process the logits, then pick a token": :func:`process_logits` applies
+the filters of a :class:`SamplingConfig` (in the order repetition penalty, temperature,
+top-k, top-p, min-p, the order ``transformers`` uses too), :func:`pick_token` picks (argmax
+when greedy, else one draw from the softmax), and :func:`decode_step` does both and
+reports every intermediate. :func:`sample_next`, ``lmcourse.generate``, beam-free
+speculative decoding and the book's tracing all go through :func:`decode_step`.
+
+Random draws and devices: a ``generator`` may live on another device than the logits (a
+CPU generator with a CUDA model is the common case). The draw then happens on the
+generator's device (the probabilities are copied there) and the token comes back to the
+logits' device, so a seed gives the same tokens whatever device the model is on (up to
+the floating-point differences of the model itself).
 
 Shapes used in the comments:
     B  batch size    V  vocabulary size    S  number of previous tokens
@@ -17,6 +28,8 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -30,12 +43,69 @@ __all__ = [
     "apply_repetition_penalty",
     "SamplingConfig",
     "process_logits",
+    "pick_token",
+    "TokenChoice",
+    "decode_step",
     "sample_next",
+    "draw_multinomial",
+    "draw_uniform",
 ]
 
 NEG_INF = float("-inf")
 
 PreviousIds = Union[torch.Tensor, Sequence[Sequence[int]], Sequence[int]]
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks shared by the filters and SamplingConfig
+# --------------------------------------------------------------------------------------
+
+
+def _real(name: str, value: object) -> float:
+    """``value`` as a finite float; TypeError for bools, strings and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _check_temperature(value: object, name: str = "temperature", allow_zero: bool = False) -> float:
+    t = _real(name, value)
+    if not (t > 0 or (allow_zero and t == 0)):
+        rule = ">= 0 (0 is greedy)" if allow_zero else "> 0 (0 means greedy in sample_next)"
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return t
+
+
+def _check_top_k(value: object, name: str = "top_k") -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_top_p(value: object, name: str = "top_p") -> float:
+    p = _real(name, value)
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return p
+
+
+def _check_min_p(value: object, name: str = "min_p") -> float:
+    m = _real(name, value)
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return m
+
+
+def _check_penalty(value: object, name: str = "repetition_penalty") -> float:
+    r = _real(name, value)
+    if not r > 0:
+        raise ValueError(f"{name} must be > 0 (1 is no penalty), got {value!r}")
+    return r
 
 
 # --------------------------------------------------------------------------------------
@@ -46,59 +116,68 @@ PreviousIds = Union[torch.Tensor, Sequence[Sequence[int]], Sequence[int]]
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Divide the logits by ``temperature`` > 0: below 1 sharpens, above 1 flattens.
 
-    Temperature 0 means greedy decoding; it is handled by :func:`sample_next` (argmax),
-    not here, because dividing by 0 is undefined.
+    softmax(z / T) is the Boltzmann distribution at temperature T (Ackley, Hinton and
+    Sejnowski 1985). Temperature 0 means greedy decoding; it is handled by
+    :func:`pick_token` (argmax), not here, because dividing by 0 is undefined. A
+    temperature so small that ``logits / T`` overflows is reported by :func:`decode_step`.
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (0 means greedy in sample_next), got {temperature!r}")
-    return logits / temperature
+    t = _check_temperature(temperature)
+    return logits / t
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the tokens whose logit is >= the k-th largest; the others become -inf.
+    """Keep the k most likely tokens (Fan, Lewis and Dauphin 2018); the others become -inf.
 
-    Tokens tied with the k-th largest are all kept (so more than k may survive, as in
-    ``transformers``). ``k`` larger than V keeps everything.
+    A token survives when its logit is >= the k-th largest logit, so tokens tied with the
+    k-th largest are all kept (more than k may survive). ``k`` >= V keeps everything.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
-    k = min(k, logits.size(-1))
+    k = min(_check_top_k(k), logits.size(-1))
     kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
     return logits.masked_fill(logits < kth_largest, NEG_INF)
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus sampling: keep the smallest set of most likely tokens whose mass reaches p.
+    """Nucleus sampling (Holtzman et al. 2020): keep the smallest set of most likely tokens
+    whose probability mass reaches ``p``.
 
-    The ``transformers`` rule, word for word: sort the probabilities in *ascending* order,
-    accumulate them, and remove every token whose cumulative probability is <= 1 - p (the
-    unlikely tail holding at most 1 - p of the mass). The most likely token is always kept,
-    and so is the token at which the accumulated mass crosses 1 - p. ``p = 1`` keeps all.
+    Rank the tokens from most to least likely and walk down the ranking, adding up their
+    probabilities. A token is kept when the mass of the tokens ranked *above* it is still
+    below ``p``: the token whose probability makes the sum reach (or cross) ``p`` is kept,
+    everything after it is removed. The most likely token is always kept.
+
+    Ties: tokens of equal logit are ranked by id, the *larger* id first (the order of a
+    stable ascending sort, which is how ``transformers`` breaks them), so a tie at the cut
+    keeps the larger ids. ``p = 1`` keeps every token (deliberate difference:
+    ``transformers`` also removes tokens whose probability underflows to exactly 0,
+    which does not change the distribution).
     """
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {p!r}")
-    sorted_logits, sorted_idx = torch.sort(logits, descending=False)  # (..., V) ascending
-    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)  # (..., V)
-    sorted_remove = cumulative <= (1 - p)
-    sorted_remove[..., -1:] = False  # always keep the most likely token
-    remove = sorted_remove.scatter(-1, sorted_idx, sorted_remove)  # back to vocabulary order
+    p = _check_top_p(p)
+    if p == 1.0:
+        return logits.clone()
+    V = logits.size(-1)
+    # rank most likely first; flipping the ids first makes a stable sort put larger ids first
+    ranked_logits, flipped_rank = torch.sort(logits.flip(-1), dim=-1, descending=True, stable=True)  # (..., V)
+    ranked_ids = (V - 1) - flipped_rank  # (..., V) vocabulary ids in rank order
+    ranked_probs = torch.softmax(ranked_logits, dim=-1)  # (..., V)
+    mass_above = ranked_probs.cumsum(dim=-1) - ranked_probs  # (..., V) mass ranked above each token
+    remove_ranked = mass_above >= p  # (..., V) the nucleus already holds p without this token
+    remove_ranked[..., 0] = False  # the most likely token always stays
+    remove = torch.zeros_like(remove_ranked).scatter(-1, ranked_ids, remove_ranked)  # vocab order
     return logits.masked_fill(remove, NEG_INF)
 
 
 def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
-    """Keep the tokens with probability >= ``min_p`` x (probability of the top token).
+    """Min-p sampling (Nguyen et al. 2024): keep the tokens with probability at least
+    ``min_p`` times the probability of the most likely token.
 
     The threshold scales with the model's confidence: a peaked distribution keeps few
-    tokens, a flat one keeps many. The top token is always kept.
+    tokens, a flat one keeps many. Since ``min_p`` <= 1 the most likely token always
+    passes; ``min_p = 0`` keeps everything, ``min_p = 1`` only the tokens tied for the top.
     """
-    if not 0.0 <= min_p <= 1.0:
-        raise ValueError(f"min_p must be in [0, 1], got {min_p!r}")
+    min_p = _check_min_p(min_p)
     probs = torch.softmax(logits, dim=-1)  # (..., V)
     threshold = min_p * probs.amax(dim=-1, keepdim=True)  # (..., 1)
-    remove = probs < threshold
-    top = probs.argmax(dim=-1, keepdim=True)  # (..., 1)
-    remove = remove.scatter(-1, top, False)  # never remove the most likely token
-    return logits.masked_fill(remove, NEG_INF)
+    return logits.masked_fill(probs < threshold, NEG_INF)
 
 
 def _seen_mask(previous_ids: PreviousIds, logits: torch.Tensor) -> torch.Tensor:
@@ -106,29 +185,24 @@ def _seen_mask(previous_ids: PreviousIds, logits: torch.Tensor) -> torch.Tensor:
 
     ``previous_ids`` is a LongTensor (..., S) matching the leading dimensions of
     ``logits``, or a (possibly ragged) list of lists for a (B, V) batch, or a flat list
-    for a single (V,) row. Negative ids are ignored (useful as padding).
+    for a single (V,) row. Negative ids are padding and ignored.
     """
     V = logits.size(-1)
-    if not isinstance(previous_ids, torch.Tensor):
-        rows = list(previous_ids)
-        if logits.dim() == 1:
-            rows = [rows]
-        elif len(rows) != logits.size(0):
-            raise ValueError(
-                f"previous_ids has {len(rows)} rows but logits has batch size {logits.size(0)}"
-            )
+    lead = tuple(logits.shape[:-1])
+    if not isinstance(previous_ids, torch.Tensor):  # lists: pad the rows with -1
+        rows = [list(previous_ids)] if logits.dim() == 1 else [list(r) for r in previous_ids]
+        if logits.dim() != 1 and (logits.dim() != 2 or len(rows) != logits.size(0)):
+            raise ValueError(f"previous_ids has {len(rows)} rows but logits has shape {tuple(logits.shape)}")
         width = max((len(r) for r in rows), default=0)
-        padded = [list(r) + [-1] * (width - len(r)) for r in rows]
-        previous_ids = torch.tensor(padded, dtype=torch.long, device=logits.device).view(
-            *logits.shape[:-1], width
-        )
-    ids = previous_ids.to(device=logits.device, dtype=torch.long)
-    if ids.shape[:-1] != logits.shape[:-1]:
-        raise ValueError(
-            f"previous_ids must have shape {tuple(logits.shape[:-1])} + (S,), got {tuple(ids.shape)}"
-        )
-    ids = torch.where(ids < 0, V, ids)  # padding -> an extra column that is dropped below
-    seen = torch.zeros(*logits.shape[:-1], V + 1, dtype=torch.bool, device=logits.device)
+        previous_ids = torch.tensor([r + [-1] * (width - len(r)) for r in rows], dtype=torch.long)
+        previous_ids = previous_ids.view(*lead, width)
+    ids = previous_ids.to(device=logits.device, dtype=torch.long)  # (..., S)
+    if tuple(ids.shape[:-1]) != lead:
+        raise ValueError(f"previous_ids must have shape {lead} + (S,), got {tuple(ids.shape)}")
+    if ids.numel() and int(ids.max()) >= V:
+        raise ValueError(f"previous_ids must be < vocabulary size {V} (negative ids are padding), got {int(ids.max())}")
+    ids = torch.where(ids < 0, V, ids)  # padding -> an extra column, dropped below
+    seen = torch.zeros(*lead, V + 1, dtype=torch.bool, device=logits.device)  # (..., V + 1)
     seen.scatter_(-1, ids, True)
     return seen[..., :V]
 
@@ -136,11 +210,14 @@ def _seen_mask(previous_ids: PreviousIds, logits: torch.Tensor) -> torch.Tensor:
 def apply_repetition_penalty(
     logits: torch.Tensor, previous_ids: PreviousIds, penalty: float
 ) -> torch.Tensor:
-    """Make every token already seen less likely (CTRL, Keskar et al. 2019).
+    """Make every token already seen less likely (Keskar et al. 2019, CTRL).
 
-    For each token id in ``previous_ids`` (counted once, however often it appeared), a
-    positive logit is divided by ``penalty`` and a negative one multiplied by it, so the
-    token always moves down when ``penalty`` > 1. ``penalty = 1`` changes nothing.
+    CTRL divides the logit of every previously generated token by ``penalty`` before the
+    softmax. Dividing a *negative* logit by a penalty > 1 would raise it, so, as in
+    ``transformers`` and most implementations since, a negative logit is multiplied
+    instead: a seen token always moves down when ``penalty`` > 1 (and up when < 1). Each
+    seen token id is penalised once, however often it appeared; ``penalty = 1`` changes
+    nothing.
 
     Args:
         logits: (B, V) or (V,) logits.
@@ -148,15 +225,14 @@ def apply_repetition_penalty(
             for a single (V,) row. Negative ids are ignored.
         penalty: > 0; values above 1 discourage repetition.
     """
-    if not penalty > 0:
-        raise ValueError(f"repetition_penalty must be > 0, got {penalty!r}")
+    penalty = _check_penalty(penalty, "repetition_penalty")
     seen = _seen_mask(previous_ids, logits)  # (..., V)
-    penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)  # (..., V)
     return torch.where(seen, penalized, logits)
 
 
 # --------------------------------------------------------------------------------------
-# Configuration and the sampling step
+# Configuration
 # --------------------------------------------------------------------------------------
 
 
@@ -170,6 +246,9 @@ class SamplingConfig:
         top_p: nucleus threshold in (0, 1], or None.
         min_p: relative probability threshold in [0, 1], or None.
         repetition_penalty: > 0 (1 is no penalty), or None.
+
+    Booleans, strings and non-finite numbers are rejected (TypeError / ValueError naming
+    the field).
     """
 
     temperature: float = 1.0
@@ -179,27 +258,62 @@ class SamplingConfig:
     repetition_penalty: Optional[float] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.temperature, (int, float)) or not self.temperature >= 0:
-            raise ValueError(
-                f"SamplingConfig.temperature must be >= 0 (0 is greedy), got {self.temperature!r}"
-            )
-        if self.top_k is not None and (
-            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
-        ):
-            raise ValueError(f"SamplingConfig.top_k must be an integer >= 1 or None, got {self.top_k!r}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"SamplingConfig.top_p must be in (0, 1] or None, got {self.top_p!r}")
-        if self.min_p is not None and not 0.0 <= self.min_p <= 1.0:
-            raise ValueError(f"SamplingConfig.min_p must be in [0, 1] or None, got {self.min_p!r}")
-        if self.repetition_penalty is not None and not self.repetition_penalty > 0:
-            raise ValueError(
-                f"SamplingConfig.repetition_penalty must be > 0 or None, got {self.repetition_penalty!r}"
-            )
+        self.temperature = _check_temperature(self.temperature, "SamplingConfig.temperature", allow_zero=True)
+        if self.top_k is not None:
+            self.top_k = _check_top_k(self.top_k, "SamplingConfig.top_k")
+        if self.top_p is not None:
+            self.top_p = _check_top_p(self.top_p, "SamplingConfig.top_p")
+        if self.min_p is not None:
+            self.min_p = _check_min_p(self.min_p, "SamplingConfig.min_p")
+        if self.repetition_penalty is not None:
+            self.repetition_penalty = _check_penalty(self.repetition_penalty, "SamplingConfig.repetition_penalty")
 
     @property
     def greedy(self) -> bool:
         """True when decoding is deterministic argmax (temperature 0)."""
         return self.temperature == 0
+
+
+# --------------------------------------------------------------------------------------
+# Random draws on the generator's device
+# --------------------------------------------------------------------------------------
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """True when two devices are the same (``cuda`` and ``cuda:0`` count as one on one GPU)."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
+        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
+def draw_multinomial(probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One draw per row of (B, V) probabilities; (B,) ids on ``probs``' device.
+
+    The draw happens on the ``generator``'s device: when it differs from the
+    probabilities' (a CPU generator with a CUDA model), the probabilities are copied to
+    the generator's device and the ids come back. Same generator state, same ids.
+    """
+    if generator is None or _same_device(generator.device, probs.device):
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    drawn = torch.multinomial(probs.to(generator.device), 1, generator=generator)  # (B, 1)
+    return drawn.squeeze(-1).to(probs.device)
+
+
+def draw_uniform(
+    shape: Sequence[int], generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None
+) -> torch.Tensor:
+    """Uniform [0, 1) numbers of ``shape`` drawn on the generator's device, returned on ``device``."""
+    where = generator.device if generator is not None else device
+    u = torch.rand(tuple(shape), generator=generator, device=where)
+    return u if device is None else u.to(device)
+
+
+# --------------------------------------------------------------------------------------
+# One decode step: process the logits, then pick a token
+# --------------------------------------------------------------------------------------
 
 
 def process_logits(
@@ -226,21 +340,85 @@ def process_logits(
     return logits
 
 
+def _check_usable(raw: torch.Tensor, processed: torch.Tensor, config: SamplingConfig) -> None:
+    """Raise a clear ValueError when the processed logits cannot give a distribution."""
+    if bool(torch.isnan(raw).any()):
+        raise ValueError("the logits contain NaN (the model's output is not finite): cannot pick a token")
+    if bool((processed == float("inf")).any()) or bool(torch.isnan(processed).any()):
+        raise ValueError(
+            f"logits overflowed after processing (temperature={config.temperature!r}, "
+            f"repetition_penalty={config.repetition_penalty!r}): a temperature or repetition_penalty "
+            "this close to 0 divides the logits into infinity; use temperature=0 for greedy decoding"
+        )
+
+
+def pick_token(
+    processed_logits: torch.Tensor, config: SamplingConfig, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    """(B, V) processed logits -> (B,) ids: the argmax when greedy, else one softmax draw."""
+    if config.greedy:
+        return processed_logits.argmax(dim=-1)  # (B,)
+    return draw_multinomial(torch.softmax(processed_logits, dim=-1), generator)  # (B,)
+
+
+@dataclass
+class TokenChoice:
+    """What one decode step computed, for B rows.
+
+    Attributes:
+        processed_logits: (B, V) logits after the chain of :func:`process_logits`.
+        probs: (B, V) ``softmax(processed_logits)``: the distribution the token was drawn
+            from (for greedy decoding, where the argmax is taken, the filtered
+            distribution without temperature).
+        token: (B,) the chosen ids.
+    """
+
+    processed_logits: torch.Tensor
+    probs: torch.Tensor
+    token: torch.Tensor
+
+
+def decode_step(
+    logits: torch.Tensor,
+    config: SamplingConfig,
+    generator: Optional[torch.Generator] = None,
+    previous_ids: Optional[PreviousIds] = None,
+) -> TokenChoice:
+    """The decode step: process (B, V) logits with ``config``, then pick one token per row.
+
+    Logits are processed in float32 (or float64 if given). Raises ValueError when the
+    logits contain NaN (greedy decoding would otherwise silently return token 0) or
+    when temperature / repetition penalty overflow them.
+
+    Args:
+        logits: (B, V) raw next-token logits.
+        config: the :class:`SamplingConfig`.
+        generator: ``torch.Generator`` for the draw, on any device (see the module doc):
+            same seed, same tokens.
+        previous_ids: the tokens so far, for the repetition penalty (see
+            :func:`apply_repetition_penalty`).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ValueError(f"logits must be a (B, V) tensor, got {getattr(logits, 'shape', type(logits))}")
+    if not isinstance(config, SamplingConfig):
+        raise TypeError(f"config must be a SamplingConfig, got {type(config).__name__}")
+    raw = logits if logits.dtype == torch.float64 else logits.float()
+    processed = process_logits(raw, config, previous_ids)  # (B, V)
+    _check_usable(raw, processed, config)
+    token = pick_token(processed, config, generator)  # (B,)
+    return TokenChoice(processed_logits=processed, probs=torch.softmax(processed, dim=-1), token=token)
+
+
 def sample_next(
     logits: torch.Tensor,
     config: SamplingConfig,
     generator: Optional[torch.Generator] = None,
     previous_ids: Optional[PreviousIds] = None,
 ) -> torch.Tensor:
-    """Pick one token per row of (B, V) logits; returns (B,) token ids.
+    """Pick one token per row of (B, V) logits; returns (B,) token ids (see :func:`decode_step`).
 
     Greedy (temperature 0) takes the argmax of the processed logits; otherwise one draw
-    from softmax(processed logits) with ``generator`` (same seed, same draws).
+    from softmax(processed logits) with ``generator``, which may sit on any device (same
+    seed, same draws).
     """
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (B, V), got {tuple(logits.shape)}")
-    logits = process_logits(logits.float(), config, previous_ids)  # (B, V)
-    if config.greedy:
-        return logits.argmax(dim=-1)  # (B,)
-    probs = torch.softmax(logits, dim=-1)  # (B, V), 0 on removed tokens
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
+    return decode_step(logits, config, generator, previous_ids).token

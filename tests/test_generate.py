@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lmcourse.generate import GenerationOutput, generate, stream
 from lmcourse.model import GPT, GPTConfig
-from lmcourse.sampling import SamplingConfig
+from lmcourse.sampling import SamplingConfig, process_logits
 
 GREEDY = SamplingConfig(temperature=0)
 V = 50
@@ -250,23 +251,104 @@ def test_restores_training_mode(small):
 
 
 @pytest.mark.parametrize(
-    "kwargs, name",
+    "kwargs, error, name",
     [
-        (dict(prompt_ids=[], max_new_tokens=3), "prompt_ids"),
-        (dict(prompt_ids=[[1], []], max_new_tokens=3), "prompt_ids"),
-        (dict(prompt_ids=[1, V], max_new_tokens=3), "prompt_ids"),
-        (dict(prompt_ids=torch.zeros(1, 2, 3, dtype=torch.long), max_new_tokens=3), "prompt_ids"),
-        (dict(prompt_ids=[1], max_new_tokens=-1), "max_new_tokens"),
-        (dict(prompt_ids=[1], max_new_tokens=2.5), "max_new_tokens"),
-        (dict(prompt_ids=[1], max_new_tokens=3, eos_token_id=-2), "eos_token_id"),
-        (dict(prompt_ids=[1], max_new_tokens=3, sampling=0.5), "sampling"),
-        (dict(prompt_ids=[1], max_new_tokens=3, stop_strings=[""], tokenizer=CharTokenizer()), "stop_strings"),
-        (dict(prompt_ids=[1], max_new_tokens=3, callback=3), "callback"),
+        (dict(prompt_ids=[], max_new_tokens=3), ValueError, "prompt_ids"),
+        (dict(prompt_ids=[[1], []], max_new_tokens=3), ValueError, "prompt_ids"),
+        (dict(prompt_ids=[1, V], max_new_tokens=3), ValueError, "prompt_ids"),
+        (dict(prompt_ids=torch.zeros(1, 2, 3, dtype=torch.long), max_new_tokens=3), ValueError, "prompt_ids"),
+        (dict(prompt_ids=[1.0, 2.0], max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids=torch.tensor([1.0, 2.0]), max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids=None, max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids=7, max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids="hello", max_new_tokens=3), TypeError, "tokenizer"),
+        (dict(prompt_ids=[1, True], max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids=np.array([1.5]), max_new_tokens=3), TypeError, "prompt_ids"),
+        (dict(prompt_ids=[1], max_new_tokens=-1), ValueError, "max_new_tokens"),
+        (dict(prompt_ids=[1], max_new_tokens=2.5), TypeError, "max_new_tokens"),
+        (dict(prompt_ids=[1], max_new_tokens="5"), TypeError, "max_new_tokens"),
+        (dict(prompt_ids=[1], max_new_tokens=True), TypeError, "max_new_tokens"),
+        (dict(prompt_ids=[1], max_new_tokens=3, eos_token_id=-2), ValueError, "eos_token_id"),
+        (dict(prompt_ids=[1], max_new_tokens=3, eos_token_id=V), ValueError, "eos_token_id"),
+        (dict(prompt_ids=[1], max_new_tokens=3, eos_token_id=[1, V + 5]), ValueError, "eos_token_id"),
+        (dict(prompt_ids=[1], max_new_tokens=3, eos_token_id="3"), TypeError, "eos_token_id"),
+        (dict(prompt_ids=[1], max_new_tokens=3, eos_token_id=True), TypeError, "eos_token_id"),
+        (dict(prompt_ids=[1], max_new_tokens=3, sampling=0.5), TypeError, "sampling"),
+        (dict(prompt_ids=[1], max_new_tokens=3, use_cache="no"), TypeError, "use_cache"),
+        (dict(prompt_ids=[1], max_new_tokens=3, generator=0), TypeError, "generator"),
+        (dict(prompt_ids=[1], max_new_tokens=3, record_steps=1), TypeError, "record_steps"),
+        (dict(prompt_ids=[1], max_new_tokens=3, stop_strings=[""], tokenizer=CharTokenizer()), ValueError,
+         "stop_strings"),
+        (dict(prompt_ids=[1], max_new_tokens=3, callback=3), TypeError, "callback"),
     ],
 )
-def test_invalid_arguments(small, kwargs, name):
-    with pytest.raises(ValueError, match=name):
+def test_invalid_arguments(small, kwargs, error, name):
+    with pytest.raises(error, match=name):
         generate(small, **kwargs)
+
+
+def test_numpy_and_tuple_prompts_are_token_ids(small):
+    ref = generate(small, [[1, 2, 3], [4]], 4, GREEDY).sequences
+    assert generate(small, [np.array([1, 2, 3]), (4,)], 4, GREEDY).sequences == ref
+    assert generate(small, [np.int64(1), np.int32(2), 3], 4, GREEDY).sequences == ref[:1]
+    assert generate(small, np.array([[1, 2], [3, 4]]), 4, GREEDY).sequences == generate(
+        small, torch.tensor([[1, 2], [3, 4]]), 4, GREEDY
+    ).sequences
+
+
+def test_nan_logits_raise_instead_of_token_zero(small):
+    broken = GPT(small.config).eval()
+    broken.load_state_dict(small.state_dict())
+    with torch.no_grad():
+        broken.lm_head.weight.fill_(float("nan"))
+    for cfg in (GREEDY, SamplingConfig()):
+        with pytest.raises(ValueError, match="NaN"):
+            generate(broken, [1, 2], 3, cfg)
+
+
+@pytest.mark.parametrize("kwargs", [dict(temperature=1e-40), dict(repetition_penalty=1e-40)])
+def test_overflowing_temperature_or_penalty_is_a_clear_error(small, kwargs):
+    with pytest.raises(ValueError, match="temperature=0 for greedy"):
+        generate(small, [1, 2, 1], 3, SamplingConfig(**kwargs), generator=torch.Generator().manual_seed(0))
+
+
+def test_huge_temperature_is_uniform_sampling(small):
+    out = generate(small, [1, 2], 5, SamplingConfig(temperature=1e300), record_steps=True,
+                   generator=torch.Generator().manual_seed(0))
+    probs = out.steps[0].probs
+    torch.testing.assert_close(probs, torch.full_like(probs, 1 / V))
+
+
+# ---- step recording (the book's tracing consumes it) ----------------------------------
+
+
+@pytest.mark.parametrize("cfg", [GREEDY, SamplingConfig(temperature=0.8, top_k=7, repetition_penalty=1.3)])
+def test_recorded_steps_are_the_loop(hf_and_ours, cfg):
+    _, model = hf_and_ours
+    prompts = [[1, 2, 3, 4], [5, 6]]
+    n = 6
+    out = generate(model, prompts, n, cfg, record_steps=True, generator=torch.Generator().manual_seed(2))
+    plain = generate(model, prompts, n, cfg, generator=torch.Generator().manual_seed(2))
+    assert out.sequences == plain.sequences and plain.steps is None
+    assert [s.position for s in out.steps] == list(range(n))
+    for i in range(len(prompts)):
+        assert [int(s.token[i]) for s in out.steps] == out.new_tokens[i]
+    assert out.steps[0].input_ids.shape == (2, 4)  # prefill: the left-padded prompts
+    assert all(s.input_ids.shape == (2, 1) for s in out.steps[1:])  # decode: one token per row
+    assert [s.cache_len for s in out.steps] == list(range(4, 4 + n))  # one position per step
+    for t, s in enumerate(out.steps):
+        torch.testing.assert_close(s.probs, torch.softmax(s.processed_logits, dim=-1))
+        previous = [seq[: len(p) + t] for seq, p in zip(out.sequences, prompts)]
+        torch.testing.assert_close(s.processed_logits, process_logits(s.logits, cfg, previous))
+        for i, seq in enumerate(out.sequences):  # raw logits = an uncached forward of the row
+            context = seq[: len(prompts[i]) + t]
+            with torch.no_grad():
+                full, _ = model(torch.tensor([context]))
+            torch.testing.assert_close(s.logits[i], full[0, -1], atol=1e-4, rtol=1e-4)
+    uncached = generate(model, prompts, n, cfg, record_steps=True, use_cache=False,
+                        generator=torch.Generator().manual_seed(2))
+    assert all(s.cache_len == 0 for s in uncached.steps)
+    assert [s.input_ids.shape[1] for s in uncached.steps] == list(range(4, 4 + n))  # whole window
 
 
 # ---- the bench-generate command (smoke test, tiny sizes; not a timing test) -----------
