@@ -62,7 +62,7 @@ def driver():
 def standalone(tmp_path_factory):
     """One page with all eight explorers, made from the shipped checkpoint."""
     from lmcourse import explorers as ex
-    from lmcourse.plots.generation import trace_generation
+    from lmcourse.experiments import trace_generation
     from lmcourse.pretrained import load_pretrained
     from lmcourse.sampling import SamplingConfig
     from lmcourse.widgets.pipeline import run_pipeline

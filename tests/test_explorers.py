@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from lmcourse import explorers as ex
-from lmcourse.experiments import attention_weights, next_token_logits, teacher_forcing_table
+from lmcourse.experiments import (
+    attention_weights,
+    next_token_logits,
+    teacher_forcing_table,
+    trace_generation,
+)
 from lmcourse.model import GPT, GPTConfig, kv_cache_bytes
-from lmcourse.plots.generation import trace_generation
 from lmcourse.plots.kv_cache import MODEL_PRESETS
 from lmcourse.sampling import SamplingConfig
 from lmcourse.tokenization import CharTokenizer

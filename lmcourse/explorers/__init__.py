@@ -182,9 +182,9 @@ def teacher_forcing_view(model, tokenizer, text: str, position: int = 0, k: int 
 
 
 def generation_view(trace: Any, step: int = 0) -> ExplorerView:
-    """Step through a recorded generation (a :class:`lmcourse.plots.generation.LoopTrace`).
+    """Step through a recorded generation (a :class:`lmcourse.experiments.LoopTrace`).
 
-    Record one with :func:`lmcourse.plots.generation.trace_generation` (or use
+    Record one with :func:`lmcourse.experiments.trace_generation` (or use
     ``LoopStepper.trace``); the browser shows the text so far, the candidates of each step
     and the token chosen, with play / previous / next.
     """
