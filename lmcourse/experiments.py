@@ -8,19 +8,28 @@ interact; what they draw is computed here (or in the module that owns the concep
 - :func:`teacher_forcing_table`: per-position targets, probabilities and losses of one
   teacher-forced forward pass;
 - :func:`trace_generation`: a generation with the top candidates of every step, read from
-  :func:`lmcourse.generate.generate`'s recorded steps (a :class:`LoopTrace`).
+  :func:`lmcourse.generate.generate`'s recorded steps (a :class:`LoopTrace`);
+- :func:`exposure_curves`: a model's quality on its own samples vs on real data, against a
+  :class:`~lmcourse.data.MarkovSource` whose true distribution is known (chapter 9);
+- :func:`peak_tensor_bytes` and :func:`measure_attention_cost`: time and memory of explicit
+  vs fused causal attention (chapter 10).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils import benchmark
 
+from .data import MarkovSource
 from .generate import generate
-from .model import eval_mode
+from .model import causal_mask, eval_mode, scaled_dot_product_attention
 from .sampling import SamplingConfig
 
 __all__ = [
@@ -29,6 +38,9 @@ __all__ = [
     "teacher_forcing_table",
     "LoopTrace",
     "trace_generation",
+    "exposure_curves",
+    "peak_tensor_bytes",
+    "measure_attention_cost",
 ]
 
 
@@ -189,3 +201,226 @@ def trace_generation(
         chosen_probs=probs[torch.arange(len(chosen)), chosen].numpy(),
         vocab=[tokenizer.decode([i]) for i in range(model.config.vocab_size)],
     )
+
+
+# --------------------------------------------------------------------------------------
+# Exposure bias (chapter 9)
+# --------------------------------------------------------------------------------------
+
+
+def _true_log_probs(source: MarkovSource, seqs: torch.Tensor) -> torch.Tensor:
+    """(B, N) sequences -> (B, N - K, V): log p_true(v | the K tokens before) at each position.
+
+    Uses only the source's public ``log_prob``: every context is completed with each of the
+    V possible next tokens and scored as a (K + 1)-token window.
+    """
+    K, V = source.order, source.vocab_size
+    ctx = seqs.unfold(-1, K + 1, 1)[..., :K]  # (B, N-K, K)
+    lead = ctx.shape[:-1]
+    windows = torch.cat(
+        [ctx.unsqueeze(-2).expand(*lead, V, K), torch.arange(V).expand(*lead, V).unsqueeze(-1)], dim=-1
+    )  # (B, N-K, V, K+1)
+    return source.log_prob(windows.reshape(-1, K + 1), conditional=True).reshape(*lead, V)
+
+
+@torch.no_grad()
+def _kl_to_truth(model, log_p: torch.Tensor, seqs: torch.Tensor, K: int) -> torch.Tensor:
+    """(B, N - K) KL(p_true(. | state_t) || q_model(. | x_<t)) at every predicted position."""
+    logits, _ = model(seqs[:, :-1].to(_device(model)))  # (B, N-1, V): position t predicts t+1
+    log_q = torch.log_softmax(logits.double().cpu(), -1)[:, K - 1 :]  # (B, N-K, V)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+@torch.no_grad()
+def exposure_curves(
+    model,
+    source: MarkovSource,
+    n_samples: int = 256,
+    length: Optional[int] = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Per-position quality of ``model`` on its own samples and on samples of the source.
+
+    Every sequence starts with ``K = source.order`` true tokens (a stationary start); the
+    model then generates ``length - K`` tokens (sampling at ``temperature``). For every
+    generated position t (1-based count of generated tokens) it returns, averaged over the
+    ``n_samples`` sequences:
+
+    - ``"true_logp_model"``: log p_true(x_t | state), the true source's log-probability (nats)
+      of the token the *model* sampled;
+    - ``"true_logp_data"``: the same for sequences drawn from the source itself (their mean
+      is about ``-source.entropy_rate()``);
+    - ``"kl_own"``: KL(p_true || q_model) of the model's next-token distribution when its
+      context is its *own* earlier samples (free running);
+    - ``"kl_data"``: the same KL when the context is real data (teacher forcing).
+
+    Also ``"position"`` (1 .. length - K) and ``"entropy_rate"``.
+
+    Args:
+        model: a :class:`~lmcourse.model.GPT` trained on ``source``'s tokens (any device).
+        source: the :class:`~lmcourse.data.MarkovSource`.
+        n_samples: number of sequences per curve.
+        length: total sequence length (default the model's ``block_size``).
+        seed: seeds the prompts, the source's sequences and the model's draws (CPU
+            generators: the same numbers whatever the model's device).
+        temperature: sampling temperature of the model (1 is its own distribution).
+    """
+    K = source.order
+    length = model.config.block_size if length is None else length
+    if not K < length <= model.config.block_size:
+        raise ValueError(f"length must be in ({K}, {model.config.block_size}], got {length}")
+    g = torch.Generator().manual_seed(seed)
+    data = torch.stack([source.sample(length, g) for _ in range(n_samples)])  # (B, N)
+    prompts = data[:, :K]  # the same stationary starts for the model
+    with eval_mode(model):
+        out = generate(
+            model, prompts, length - K, SamplingConfig(temperature=temperature),
+            generator=torch.Generator().manual_seed(seed + 1),
+        )
+        own = torch.tensor(out.sequences, dtype=torch.long)  # (B, N)
+        curves = {}
+        for name, seqs in (("model", own), ("data", data)):
+            log_p = _true_log_probs(source, seqs)  # (B, N-K, V)
+            taken = log_p.gather(-1, seqs[:, K:].unsqueeze(-1)).squeeze(-1)  # (B, N-K)
+            curves[f"true_logp_{name}"] = taken.mean(0).numpy()
+            curves["kl_own" if name == "model" else "kl_data"] = _kl_to_truth(model, log_p, seqs, K).mean(0).numpy()
+    return {
+        "position": np.arange(1, length - K + 1),
+        "true_logp_model": curves["true_logp_model"],
+        "true_logp_data": curves["true_logp_data"],
+        "kl_own": curves["kl_own"],
+        "kl_data": curves["kl_data"],
+        "entropy_rate": np.float64(source.entropy_rate()),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Time and memory of attention (chapter 10)
+# --------------------------------------------------------------------------------------
+
+
+class _LiveBytes(TorchFunctionMode):
+    """Counts the bytes of every new storage a torch function returns, until it is freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, list[int]] = {}  # data_ptr -> [number of live tensors, nbytes]
+        self._outside: set[int] = set()  # storages that existed before the call
+
+    def _release(self, ptr: int) -> None:
+        entry = self._refs.get(ptr)
+        if entry is None:
+            return
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[ptr]
+
+    @staticmethod
+    def _tensors(x) -> list[torch.Tensor]:
+        if isinstance(x, torch.Tensor):
+            return [x]
+        if isinstance(x, (list, tuple)):
+            return [t for v in x for t in _LiveBytes._tensors(v)]
+        if isinstance(x, dict):
+            return [t for v in x.values() for t in _LiveBytes._tensors(v)]
+        return []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: D105
+        for t in self._tensors((args, kwargs or {})):
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in self._refs:
+                self._outside.add(ptr)
+        out = func(*args, **(kwargs or {}))
+        for t in self._tensors(out):
+            storage = t.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr == 0 or ptr in self._outside:
+                continue  # empty, or a view / in-place result on a pre-existing tensor
+            if ptr not in self._refs:
+                self._refs[ptr] = [0, storage.nbytes()]
+                self.live += storage.nbytes()
+                self.peak = max(self.peak, self.live)
+            self._refs[ptr][0] += 1
+            weakref.finalize(t, self._release, ptr)
+        return out
+
+
+def peak_tensor_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
+    """Run ``fn(*args, **kwargs)``; return its result and the peak of live tensor bytes.
+
+    Every tensor a torch function or tensor method returns during the call is counted
+    from its creation until the last Python reference to it (or to a view of it) dies
+    (tracked with the public ``torch.overrides.TorchFunctionMode``). What is *not* counted:
+    the inputs (they existed before), and buffers a single operator allocates and frees
+    inside itself (for the fused attention kernel, its scratch tiles).
+    """
+    tracker = _LiveBytes()
+    with tracker:
+        result = fn(*args, **kwargs)
+    return result, tracker.peak
+
+
+def _best_ms(fn: Callable[[], Any], repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls, in ms. ``torch.utils.benchmark.Timer`` synchronises
+    CUDA before and after each measurement, so GPU time is run time, not launch time."""
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    return 1000 * min(timer.timeit(1).median for _ in range(repeats))
+
+
+@torch.no_grad()
+def measure_attention_cost(
+    lengths: Sequence[int],
+    n_head: int = 4,
+    head_dim: int = 32,
+    batch: int = 1,
+    repeats: int = 3,
+    seed: int = 0,
+    device: Optional[torch.device] = None,
+) -> dict[str, list[float]]:
+    """Time and peak memory of causal attention, explicit vs fused, for each length T.
+
+    The explicit path is :func:`lmcourse.model.scaled_dot_product_attention` with
+    :func:`lmcourse.model.causal_mask` (what ``GPTConfig(attn_impl="explicit")`` runs);
+    the fused path is ``F.scaled_dot_product_attention(..., is_causal=True)`` (the
+    default ``attn_impl="sdpa"``). Queries, keys and values are random (batch, n_head, T,
+    head_dim) fp32 tensors, drawn on the CPU (the same numbers on every device) and moved
+    to ``device``.
+
+    Returns:
+        A dict of lists, one entry per length: ``lengths``; ``explicit_ms`` and
+        ``fused_ms`` (best of ``repeats`` timed calls with ``torch.utils.benchmark``, which
+        synchronises the GPU, after the memory-measuring call); ``explicit_bytes`` and
+        ``fused_bytes`` (:func:`peak_tensor_bytes` of the tensors each call allocates);
+        ``weights_bytes``, the size of one (batch, n_head, T, T) fp32 tensor, computed;
+        ``max_abs_diff`` between the outputs.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    gen = torch.Generator().manual_seed(seed)
+    res: dict[str, list[float]] = {
+        k: []
+        for k in ("lengths", "explicit_ms", "fused_ms", "explicit_bytes", "fused_bytes", "weights_bytes", "max_abs_diff")
+    }
+    for T in lengths:
+        q, k, v = torch.randn(3, batch, n_head, T, head_dim, generator=gen).to(device).unbind(0)
+
+        def explicit(q=q, k=k, v=v, T=T) -> torch.Tensor:
+            return scaled_dot_product_attention(q, k, v, causal_mask(T, device=q.device))[0]
+
+        def fused(q=q, k=k, v=v) -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+        out_e, bytes_e = peak_tensor_bytes(explicit)  # also the warm-up call
+        out_f, bytes_f = peak_tensor_bytes(fused)
+        res["lengths"].append(T)
+        res["explicit_ms"].append(_best_ms(explicit, repeats))
+        res["fused_ms"].append(_best_ms(fused, repeats))
+        res["explicit_bytes"].append(bytes_e)
+        res["fused_bytes"].append(bytes_f)
+        res["weights_bytes"].append(batch * n_head * T * T * 4)
+        res["max_abs_diff"].append(float((out_e - out_f).abs().max()))
+    return res
