@@ -5,7 +5,14 @@
   if (window.LMC) return;
   var SVGNS = "http://www.w3.org/2000/svg";
   var ids = 0;
-  var LMC = { explorers: {} };
+  var LMC = { explorers: {}, errors: [] };
+
+  /* Run fn, recording any exception in LMC.errors (what the browser test checks), then rethrow. */
+  LMC.guard = function (fn) {
+    return function () {
+      try { return fn.apply(this, arguments); } catch (e) { LMC.errors.push(String(e && e.stack || e)); throw e; }
+    };
+  };
 
   /* Create an HTML element: h("div", {class: "x"}, [child, "text"]). */
   LMC.h = function (tag, attrs, children) {
@@ -40,7 +47,7 @@
     var out = LMC.h("output", { for: id, class: "lmc-value" });
     var fmt = opts.format || function (v) { return String(v); };
     function update() { var v = Number(input.value); out.textContent = fmt(v); onInput(v); }
-    input.addEventListener("input", update);
+    input.addEventListener("input", LMC.guard(update));
     var wrap = LMC.h("span", { class: "lmc-control" }, [LMC.h("label", { for: id, text: label }), input, out]);
     wrap.input = input;
     wrap.refresh = function () { out.textContent = fmt(Number(input.value)); };
@@ -56,14 +63,14 @@
       if (String(o[0]) === String(value)) opt.selected = true;
       sel.appendChild(opt);
     });
-    sel.addEventListener("change", function () { onChange(sel.value); });
+    sel.addEventListener("change", LMC.guard(function () { onChange(sel.value); }));
     var wrap = LMC.h("span", { class: "lmc-control" }, [LMC.h("label", { for: id, text: label }), sel]);
     wrap.input = sel;
     return wrap;
   };
   LMC.button = function (text, onClick, name) {
     var b = LMC.h("button", { type: "button", "data-control": name || text, text: text });
-    b.addEventListener("click", onClick);
+    b.addEventListener("click", LMC.guard(onClick));
     return b;
   };
   /* A live text readout (screen readers announce its changes). */
@@ -156,7 +163,7 @@
       ".lmc-explorer pre{white-space:pre-wrap;margin:4px 0;font-size:13px;background:#f6f6f6;padding:6px}" +
       ".lmc-explorer .lmc-tok{display:inline-block;border:1px solid #999;border-radius:3px;margin:2px;padding:0 3px;font-family:monospace;background:#eef4fb}" +
       ".lmc-explorer .lmc-tok small{display:block;color:#555;font-size:10px;text-align:center}" +
-      ".lmc-explorer .lmc-special{background:#333;color:#fff}" +
+      ".lmc-explorer .lmc-special{background:#333;color:#fff}.lmc-explorer .lmc-special small{color:#e6e6e6}" +
       ".lmc-explorer .lmc-hl{background:#ffd59e;font-weight:700}" +
       ".lmc-explorer .lmc-muted{color:#666}";
     document.head.appendChild(LMC.h("style", { id: "lmc-style", text: css }));
@@ -169,7 +176,7 @@
     LMC.style();
     var fallback = root.querySelector(".lmc-fallback");
     if (fallback) fallback.remove();
-    LMC.explorers[root.getAttribute("data-explorer")](root, data);
+    LMC.guard(LMC.explorers[root.getAttribute("data-explorer")])(root, data);
     root.setAttribute("data-ready", "true");
   };
   window.LMC = LMC;

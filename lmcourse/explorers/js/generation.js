@@ -14,7 +14,7 @@
       if (timer) { clearInterval(timer); timer = null; play.textContent = "\u25b6 play"; return; }
       if (step === n - 1) go(0);
       play.textContent = "\u275a\u275a pause";
-      timer = setInterval(function () { if (step >= n - 1) { play.click(); } else { go(step + 1); } }, 700);
+      timer = setInterval(LMC.guard(function () { if (step >= n - 1) { play.click(); } else { go(step + 1); } }), 700);
     }, "play");
     root.appendChild(LMC.h("div", { class: "lmc-controls" }, [play, LMC.button("\u25c0 previous", function () { go(step - 1); }, "previous"),
                                                                slider, LMC.button("next \u25b6", function () { go(step + 1); }, "next")]));

@@ -12,7 +12,7 @@
     var chart = LMC.s("svg", { class: "lmc-memory" });
     function number(label, key, min, max) {
       var id = LMC.uid("num"), input = LMC.h("input", { type: "number", id: id, min: min, max: max, step: 1, value: s[key], "data-control": key });
-      input.addEventListener("input", function () { var v = Math.round(Number(input.value)); if (v >= min && v <= max) { s[key] = v; draw(); } });
+      input.addEventListener("input", LMC.guard(function () { var v = Math.round(Number(input.value)); if (v >= min && v <= max) { s[key] = v; draw(); } }));
       var wrap = LMC.h("span", { class: "lmc-control" }, [LMC.h("label", { for: id, text: label }), input]);
       wrap.input = input;
       return wrap;
