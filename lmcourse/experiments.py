@@ -12,11 +12,13 @@ interact; what they draw is computed here (or in the module that owns the concep
 - :func:`exposure_curves`: a model's quality on its own samples vs on real data, against a
   :class:`~lmcourse.data.MarkovSource` whose true distribution is known (chapter 9);
 - :func:`peak_tensor_bytes` and :func:`measure_attention_cost`: time and memory of explicit
-  vs fused causal attention (chapter 10).
+  vs fused causal attention (chapter 10);
+- :func:`simulate_batching` and :func:`kv_allocation`: serving simulations (chapter 11).
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -41,6 +43,8 @@ __all__ = [
     "exposure_curves",
     "peak_tensor_bytes",
     "measure_attention_cost",
+    "simulate_batching",
+    "kv_allocation",
 ]
 
 
@@ -424,3 +428,88 @@ def measure_attention_cost(
         res["weights_bytes"].append(batch * n_head * T * T * 4)
         res["max_abs_diff"].append(float((out_e - out_f).abs().max()))
     return res
+
+
+# --------------------------------------------------------------------------------------
+# Serving (chapter 11)
+# --------------------------------------------------------------------------------------
+
+
+def simulate_batching(lengths: Sequence[int], slots: int, policy: str = "continuous") -> dict:
+    """Schedule requests needing ``lengths[i]`` decode steps on ``slots`` batch slots.
+
+    All requests are waiting at step 0, served in order. ``"static"``: fill all slots,
+    run until the *longest* request of the batch finishes, then start the next batch.
+    ``"continuous"`` (iteration-level scheduling, Orca): after every step a finished
+    request's slot is given to the next waiting request at once.
+
+    Returns:
+        A dict with ``"grid"``: (slots, steps) int array of the request id in each slot
+        at each step, -1 when idle; ``"steps"``: total steps; ``"utilisation"``: busy
+        slot-steps / all slot-steps; ``"finish"``: finishing step of every request.
+    """
+    if slots < 1 or any(n < 1 for n in lengths):
+        raise ValueError("need slots >= 1 and every length >= 1")
+    if policy not in ("static", "continuous"):
+        raise ValueError(f"policy must be 'static' or 'continuous', got {policy!r}")
+    n = len(lengths)
+    columns: list[list[int]] = []
+    finish = [0] * n
+    if policy == "static":
+        for start in range(0, n, slots):
+            batch = list(range(start, min(start + slots, n)))
+            span = max(lengths[r] for r in batch)
+            for t in range(span):
+                columns.append([batch[s] if s < len(batch) and t < lengths[batch[s]] else -1 for s in range(slots)])
+            for r in batch:
+                finish[r] = len(columns) - span + lengths[r]
+    else:
+        waiting = list(range(n))
+        current = [-1] * slots
+        left = [0] * slots
+        while waiting or any(r >= 0 for r in current):
+            for s in range(slots):
+                if current[s] < 0 and waiting:
+                    current[s] = waiting.pop(0)
+                    left[s] = lengths[current[s]]
+            columns.append(list(current))
+            for s in range(slots):
+                if current[s] >= 0:
+                    left[s] -= 1
+                    if left[s] == 0:
+                        finish[current[s]] = len(columns)
+                        current[s] = -1
+    grid = np.array(columns, dtype=int).T.reshape(slots, -1)
+    steps = grid.shape[1]
+    return {
+        "grid": grid,
+        "steps": steps,
+        "utilisation": float((grid >= 0).sum()) / (slots * steps) if steps else 0.0,
+        "finish": finish,
+    }
+
+
+def kv_allocation(lengths: Sequence[int], max_len: int, block: int = 16) -> dict:
+    """Token slots of KV cache reserved for requests of ``lengths`` tokens.
+
+    A contiguous allocator reserves ``max_len`` slots per request up front (it cannot know
+    how long the answer will be); a paged allocator (PagedAttention) hands out blocks of
+    ``block`` slots as the sequence grows, so at most ``block - 1`` slots per request are
+    unused.
+
+    Returns:
+        ``{"used", "contiguous", "paged"}`` totals in token slots, plus the wasted
+        fractions ``"contiguous_waste"`` and ``"paged_waste"``.
+    """
+    if block < 1 or any(not 1 <= n <= max_len for n in lengths):
+        raise ValueError("need block >= 1 and 1 <= length <= max_len for every request")
+    used = int(sum(lengths))
+    contiguous = max_len * len(lengths)
+    paged = int(sum(math.ceil(n / block) * block for n in lengths))
+    return {
+        "used": used,
+        "contiguous": contiguous,
+        "paged": paged,
+        "contiguous_waste": 1 - used / contiguous,
+        "paged_waste": 1 - used / paged,
+    }
