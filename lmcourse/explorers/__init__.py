@@ -11,18 +11,16 @@ The ipywidgets explorers of :mod:`lmcourse.widgets` remain for what needs Python
 you play (live sampling from the model); their static figures are the pictures shown where
 JavaScript is off.
 
-==========================  =================================================  =========
-function                    what the reader moves                              chapter
-==========================  =================================================  =========
-:func:`temperature_view`    temperature (and context): logits vs softmax          3
-:func:`teacher_forcing_view` position t: prefix, target, p and loss               4
-:func:`attention_view`      layer, head, query: causal attention weights          5
-:func:`generation_view`     step / play: the autoregressive loop                  6
-:func:`attention_ops_view`  n and t: dot products with and without a KV cache     7
-:func:`kv_memory_view`      preset, shape, context, dtype: KV-cache bytes          7
-:func:`decoding_view`       temperature, top-k, top-p, min-p                       8
-:func:`pipeline_view`       stage: JSON, template, ids, tokens, reply             14
-==========================  =================================================  =========
+The eight explorers (what the reader moves; the chapter that shows it):
+
+- :func:`temperature_view`: temperature and context; logits vs softmax (chapter 3).
+- :func:`teacher_forcing_view`: position t; prefix, target, p and loss (chapter 4).
+- :func:`attention_view`: layer, head, query; causal attention weights (chapter 5).
+- :func:`generation_view`: step / play; the autoregressive loop (chapter 6).
+- :func:`attention_ops_view`: n and t; dot products with and without a KV cache (chapter 7).
+- :func:`kv_memory_view`: preset, shape, context, dtype; KV-cache bytes (chapter 7).
+- :func:`decoding_view`: temperature, top-k, top-p, min-p (chapter 8).
+- :func:`pipeline_view`: stage; JSON, template, ids, tokens, reply (chapter 14).
 """
 
 from __future__ import annotations
