@@ -18,6 +18,7 @@ import numpy as np
 # re-exported: chapter 10 imports them from here
 from ..experiments import measure_attention_cost, peak_tensor_bytes  # noqa: F401
 from ..model import causal_mask, global_window_mask, sliding_window_mask, strided_mask  # noqa: F401
+from .kv_cache import BYTE_UNITS
 
 __all__ = [
     "plot_attention_cost",
@@ -37,7 +38,7 @@ def plot_attention_cost(results: dict[str, list[float]]) -> plt.Figure:
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10.5, 3.8))
     for ax, key, unit, scale in (
         (ax_t, "ms", "time per call (ms)", 1.0),
-        (ax_m, "bytes", "peak tensor memory (MiB)", 1 / 2**20),
+        (ax_m, "bytes", "peak tensor memory (MiB)", 1 / BYTE_UNITS["MiB"]),
     ):
         e = np.asarray(results[f"explicit_{key}"], dtype=float) * scale
         f = np.asarray(results[f"fused_{key}"], dtype=float) * scale
@@ -51,7 +52,7 @@ def plot_attention_cost(results: dict[str, list[float]]) -> plt.Figure:
         ax.set_ylabel(unit)
         ax.grid(True, which="major", alpha=0.3)
     if "weights_bytes" in results:
-        w = np.asarray(results["weights_bytes"], dtype=float) / 2**20
+        w = np.asarray(results["weights_bytes"], dtype=float) / BYTE_UNITS["MiB"]
         ax_m.plot(T, w, "x", color="black", label="one T\u00d7T weight tensor (computed)")
     ax_t.set_title("time")
     ax_m.set_title("memory")

@@ -19,6 +19,7 @@ import numpy as np
 
 # re-exported: chapter 11 imports them from here
 from ..experiments import kv_allocation, simulate_batching  # noqa: F401
+from .kv_cache import BYTE_UNITS
 
 __all__ = [
     "expected_tokens_per_round",
@@ -155,7 +156,7 @@ def plot_batching(static: dict, continuous: dict) -> plt.Figure:
 
 def plot_kv_allocation(alloc: dict, bytes_per_token: Optional[int] = None) -> plt.Figure:
     """Bars of used vs reserved KV-cache memory for the two allocators of :func:`lmcourse.experiments.kv_allocation`."""
-    scale = (bytes_per_token or 1) / (2**30 if bytes_per_token else 1)
+    scale = (bytes_per_token or 1) / (BYTE_UNITS["GiB"] if bytes_per_token else 1)
     unit = "GiB" if bytes_per_token else "token slots"
     names = ["contiguous\n(reserve max_len)", "paged\n(blocks on demand)"]
     reserved = np.array([alloc["contiguous"], alloc["paged"]]) * scale
