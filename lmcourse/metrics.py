@@ -1,4 +1,4 @@
-"""Measuring language models: log-probabilities, cross-entropy, perplexity, bits, entropy.
+"""Measuring language models: log-probabilities, cross-entropy, perplexity, bits, entropy, diversity.
 
 Chapter 3 (evaluating language models) teaches this file; every later chapter reports its
 numbers with it. All functions are pure functions on tensors, written out so that each line
@@ -27,6 +27,7 @@ __all__ = [
     "bits_per_byte",
     "entropy",
     "surprisal",
+    "distinct_n",
 ]
 
 LN2 = math.log(2.0)
@@ -247,3 +248,21 @@ def surprisal(
         scalar = not isinstance(log_prob, torch.Tensor)
     s = _to_unit(s, unit)
     return float(s) if scalar else s
+
+
+# --------------------------------------------------------------------------------------
+# Diversity of generated text
+# --------------------------------------------------------------------------------------
+
+
+def distinct_n(samples, n: int) -> float:
+    """Distinct-n: unique n-grams / all n-grams, pooled over ``samples``.
+
+    Each sample is a sequence of tokens (a string counts as a sequence of characters; pass
+    ``text.split()`` for words). 1 means no n-gram ever repeats; near 0, the samples keep
+    saying the same thing. Returns 0 when there is no n-gram at all.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    grams = [tuple(s[i : i + n]) for s in samples for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0

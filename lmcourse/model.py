@@ -268,6 +268,41 @@ def causal_mask(T: int, S: Optional[int] = None, device: Optional[torch.device] 
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
 
+def sliding_window_mask(T: int, window: int) -> torch.Tensor:
+    """(T, T) bool: query i sees keys i - window + 1 .. i (itself and window - 1 before)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    i = torch.arange(T).unsqueeze(1)
+    j = torch.arange(T).unsqueeze(0)
+    return (j <= i) & (j > i - window)
+
+
+def strided_mask(T: int, stride: int) -> torch.Tensor:
+    """(T, T) bool, the strided sparse pattern of Child et al. (2019), both heads merged.
+
+    Query i sees the previous ``stride`` keys (local head) and every key j <= i with
+    (i - j) divisible by ``stride`` (strided head).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    i = torch.arange(T).unsqueeze(1)
+    j = torch.arange(T).unsqueeze(0)
+    return (j <= i) & ((j > i - stride) | ((i - j) % stride == 0))
+
+
+def global_window_mask(T: int, window: int, n_global: int) -> torch.Tensor:
+    """(T, T) bool: a causal sliding window plus ``n_global`` global tokens at the start.
+
+    The first ``n_global`` positions (memory / global tokens, as in Longformer) are seen by
+    every later query and see every earlier key themselves.
+    """
+    mask = sliding_window_mask(T, window)
+    g = min(n_global, T)
+    mask[:, :g] = True
+    mask[:g, :] = True
+    return mask & causal_mask(T)
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,

@@ -156,3 +156,14 @@ def test_sliding_window_scores_every_token_once(tiny_gpt):
     assert math.isclose(M.sliding_window_perplexity(tiny_gpt, short, 8, 4), want_short, rel_tol=1e-5)
     with pytest.raises(ValueError, match="stride"):
         M.sliding_window_perplexity(tiny_gpt, ids, 8, 9)
+
+
+def test_distinct_n():
+    from lmcourse.metrics import distinct_n
+
+    assert distinct_n(["abab"], 2) == pytest.approx(2 / 3)
+    assert distinct_n([["a", "b"], ["a", "b"]], 2) == pytest.approx(0.5)
+    assert distinct_n(["abcd"], 1) == 1.0
+    assert distinct_n(["a"], 2) == 0.0
+    with pytest.raises(ValueError):
+        distinct_n(["ab"], 0)

@@ -1,4 +1,4 @@
-"""Tests of lmcourse.plots.attention_cost (chapter 10's measurements and figures)."""
+"""Chapter 10's measurements (lmcourse.experiments), masks (lmcourse.model) and figures (plots.attention_cost)."""
 
 import matplotlib
 
@@ -8,16 +8,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lmcourse.model import causal_mask  # noqa: E402
+from lmcourse.experiments import measure_attention_cost, peak_tensor_bytes  # noqa: E402
+from lmcourse.model import causal_mask, global_window_mask, sliding_window_mask, strided_mask  # noqa: E402
 from lmcourse.plots.attention_cost import (  # noqa: E402
-    global_window_mask,
-    measure_attention_cost,
-    peak_tensor_bytes,
     plot_attention_cost,
     plot_long_context_masks,
     plot_position_loss,
-    sliding_window_mask,
-    strided_mask,
 )
 
 

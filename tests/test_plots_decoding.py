@@ -9,7 +9,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lmcourse.plots.decoding import (  # noqa: E402
-    distinct_n,
     filter_stats,
     plot_diversity_quality,
     plot_filtering,
@@ -52,15 +51,6 @@ def test_plot_filtering_draws_two_panels():
     with pytest.raises(ValueError):
         plot_filtering(LOGITS, VOCAB[:3])
     plt.close(fig)
-
-
-def test_distinct_n():
-    assert distinct_n(["abab"], 2) == pytest.approx(2 / 3)
-    assert distinct_n([["a", "b"], ["a", "b"]], 2) == pytest.approx(0.5)
-    assert distinct_n(["abcd"], 1) == 1.0
-    assert distinct_n(["a"], 2) == 0.0
-    with pytest.raises(ValueError):
-        distinct_n(["ab"], 0)
 
 
 def test_diversity_quality_and_kept_counts_figures():

@@ -13,8 +13,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lmcourse.data import MarkovSource  # noqa: E402
+from lmcourse.experiments import exposure_curves  # noqa: E402
 from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.exposure import exposure_curves, plot_exposure  # noqa: E402
+from lmcourse.plots.exposure import plot_exposure  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from lmcourse.experiments import trace_generation  # noqa: E402
 from lmcourse.generate import generate  # noqa: E402
 from lmcourse.model import GPT, GPTConfig  # noqa: E402
 from lmcourse.plots.generation import (  # noqa: E402
     plot_candidate_grid,
     plot_parallel_vs_sequential,
     plot_step,
-    trace_generation,
 )
 from lmcourse.sampling import SamplingConfig  # noqa: E402
 from lmcourse.tokenization import CharTokenizer  # noqa: E402

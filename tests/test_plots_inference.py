@@ -9,15 +9,14 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from lmcourse.experiments import kv_allocation, simulate_batching  # noqa: E402
 from lmcourse.plots.inference import (  # noqa: E402
     expected_tokens_per_round,
-    kv_allocation,
     plot_batching,
     plot_exactness,
     plot_kv_allocation,
     plot_speculative,
     plot_throughput,
-    simulate_batching,
 )
 
 

@@ -42,6 +42,8 @@ def test_format_bytes_and_70b_example():
     b = kv_cache_bytes(80, 8, 128, 4096)
     assert format_bytes(b) == "1.34 GB"
     assert format_bytes(999) == "999 B" and format_bytes(2048) == "2.05 kB"
+    assert format_bytes(2**30, binary=True) == "1.00 GiB" and format_bytes(1536, binary=True) == "1.50 KiB"
+    assert format_bytes(1023, binary=True) == "1023 B"
     assert MODEL_PRESETS["Llama-2-70B (GQA, 8 KV heads)"] == (80, 8, 128)
 
 

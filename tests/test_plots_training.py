@@ -11,12 +11,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lmcourse import metrics  # noqa: E402
+from lmcourse.experiments import teacher_forcing_table  # noqa: E402
 from lmcourse.model import GPT, GPTConfig  # noqa: E402
 from lmcourse.plots.training import (  # noqa: E402
     loss_history,
     plot_loss_curves,
     plot_teacher_forcing,
-    teacher_forcing_table,
 )
 
 

@@ -12,13 +12,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..metrics import distinct_n  # noqa: F401  (re-exported: chapter 8 imports it from here)
 from ..sampling import SamplingConfig, process_logits
 from .distribution import token_label
 
 __all__ = [
     "filter_stats",
     "plot_filtering",
-    "distinct_n",
     "plot_diversity_quality",
     "plot_kept_counts",
 ]
@@ -111,19 +111,6 @@ def plot_filtering(
         fig.suptitle(f"next token after {context!r}")
     fig.tight_layout()
     return fig
-
-
-def distinct_n(samples: Sequence[Sequence], n: int) -> float:
-    """Distinct-n: unique n-grams / all n-grams, pooled over ``samples``.
-
-    Each sample is a sequence of tokens (a string counts as a sequence of characters; pass
-    ``text.split()`` for words). 1 means no n-gram ever repeats; near 0, the samples keep
-    saying the same thing. Returns 0 when there is no n-gram at all.
-    """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    grams = [tuple(s[i : i + n]) for s in samples for i in range(len(s) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def plot_diversity_quality(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from ..metrics import entropy
 
 
 def token_label(token: str) -> str:
@@ -28,10 +29,7 @@ def distribution_stats(logits: torch.Tensor, temperature: float = 1.0) -> dict:
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     z = torch.as_tensor(logits).detach().float().cpu().reshape(-1) / temperature
-    logp = torch.log_softmax(z, dim=-1)
-    p = logp.exp()
-    ent = -(p * logp).nansum().item() / math.log(2)  # 0 * log 0 counts as 0
-    return {"scaled": z, "probs": p, "entropy_bits": ent}
+    return {"scaled": z, "probs": torch.softmax(z, dim=-1), "entropy_bits": entropy(z, "bits").item()}
 
 
 def plot_distribution(

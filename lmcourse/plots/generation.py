@@ -1,141 +1,27 @@
 """Figures of the generation loop (chapter 6): what the model proposed at each step.
 
-:func:`trace_generation` runs the autoregressive loop (prefill + one-token decode with the
-KV cache, exactly as :func:`lmcourse.generate.generate` does) and records, at every step,
-the most likely candidates of the distribution the token was drawn from. The figures draw
-one step (:func:`plot_step`), a grid over the first steps (:func:`plot_candidate_grid`), and
-the timing comparison of one parallel forward against a sequential loop
-(:func:`plot_parallel_vs_sequential`).
+They draw a :class:`lmcourse.experiments.LoopTrace` (recorded by
+:func:`lmcourse.experiments.trace_generation` from :func:`lmcourse.generate.generate`'s
+own steps): one step (:func:`plot_step`), a grid over the first steps
+(:func:`plot_candidate_grid`), and the timing comparison of one parallel forward against a
+sequential loop (:func:`plot_parallel_vs_sequential`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from ..model import GPT, eval_mode
-from ..sampling import SamplingConfig, process_logits
+from ..experiments import LoopTrace
 from .distribution import token_label
 
 __all__ = [
-    "LoopTrace",
-    "trace_generation",
     "plot_step",
     "plot_candidate_grid",
     "plot_parallel_vs_sequential",
 ]
-
-
-@dataclass
-class LoopTrace:
-    """A recorded generation: the prompt, the chosen tokens and the top candidates per step.
-
-    Attributes:
-        prompt_ids: the prompt's token ids.
-        chosen: the id chosen at every step (length n_steps).
-        top_ids: (n_steps, k) ids of the k most likely candidates at every step, best first.
-        top_probs: (n_steps, k) their probabilities under the distribution that was sampled.
-        chosen_probs: (n_steps,) the probability of the chosen token.
-        vocab: the token strings, in id order.
-    """
-
-    prompt_ids: list[int]
-    chosen: list[int]
-    top_ids: np.ndarray
-    top_probs: np.ndarray
-    chosen_probs: np.ndarray
-    vocab: list[str]
-
-    @property
-    def n_steps(self) -> int:
-        """Number of generated tokens."""
-        return len(self.chosen)
-
-    def prefix(self, step: int) -> str:
-        """The text the model saw when it chose the token of ``step`` (prompt + earlier picks)."""
-        ids = self.prompt_ids + self.chosen[:step]
-        return "".join(self.vocab[i] for i in ids)
-
-    def chosen_rank(self, step: int) -> Optional[int]:
-        """0-based rank of the chosen token among the top-k of ``step`` (None if outside)."""
-        hits = np.nonzero(self.top_ids[step] == self.chosen[step])[0]
-        return int(hits[0]) if hits.size else None
-
-
-@torch.no_grad()
-def trace_generation(
-    model: GPT,
-    tokenizer: Any,
-    prompt: str,
-    n_steps: int,
-    sampling: Optional[SamplingConfig] = None,
-    k: int = 5,
-    generator: Optional[torch.Generator] = None,
-) -> LoopTrace:
-    """Generate ``n_steps`` tokens after ``prompt`` and record the top-``k`` candidates of each step.
-
-    The loop is the one of :func:`lmcourse.generate.generate` (KV cache, the same logits
-    processing and the same random draws), so with the same ``generator`` seed it picks the
-    same tokens. The prompt plus the new tokens must fit in the model's ``block_size``.
-
-    Args:
-        model: an lmcourse GPT.
-        tokenizer: anything with ``encode``, ``decode`` and ``vocab_size``.
-        prompt: the text to continue.
-        n_steps: number of tokens to generate (>= 1).
-        sampling: how to pick (default: plain sampling at temperature 1).
-        k: how many candidates to record per step.
-        generator: ``torch.Generator`` for the draws.
-    """
-    sampling = SamplingConfig() if sampling is None else sampling
-    ids = list(tokenizer.encode(prompt))
-    if n_steps < 1 or not ids:
-        raise ValueError("trace_generation needs a non-empty prompt and n_steps >= 1")
-    if len(ids) + n_steps > model.config.block_size:
-        raise ValueError(
-            f"prompt ({len(ids)} tokens) + n_steps ({n_steps}) exceeds block_size={model.config.block_size}"
-        )
-    vocab = [tokenizer.decode([i]) for i in range(model.config.vocab_size)]
-    k = min(k, model.config.vocab_size)
-    device = model.transformer.wte.weight.device
-    cache = model.new_kv_cache(1, max_len=len(ids) + n_steps)
-    context = list(ids)
-    chosen: list[int] = []
-    top_ids, top_probs, chosen_probs = [], [], []
-    feed = torch.tensor([ids], dtype=torch.long, device=device)  # prefill: the whole prompt
-    with eval_mode(model):
-        for _ in range(n_steps):
-            logits, _ = model(feed, kv_cache=cache)
-            last = logits[:, -1, :].float()  # (1, V): only the last position matters
-            previous = [context] if sampling.repetition_penalty is not None else None
-            processed = process_logits(last, sampling, previous)
-            if sampling.greedy:
-                nxt = processed.argmax(dim=-1)
-            else:
-                probs = torch.softmax(processed, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            # the distribution the token came from (temperature 0: after the filters)
-            p = torch.softmax(processed, dim=-1)[0].cpu()
-            top = torch.topk(p, k)
-            token = int(nxt.item())
-            top_ids.append(top.indices.numpy())
-            top_probs.append(top.values.numpy())
-            chosen_probs.append(float(p[token]))
-            chosen.append(token)
-            context.append(token)
-            feed = torch.tensor([[token]], dtype=torch.long, device=device)  # decode: one token
-    return LoopTrace(
-        prompt_ids=ids,
-        chosen=chosen,
-        top_ids=np.stack(top_ids),
-        top_probs=np.stack(top_probs),
-        chosen_probs=np.array(chosen_probs),
-        vocab=vocab,
-    )
 
 
 def _short(text: str, width: int = 48) -> str:

@@ -4,28 +4,29 @@
 - :func:`plot_exactness`: the empirical distribution of speculative sampling's output
   against the target and draft distributions.
 - :func:`plot_throughput`: generated tokens per second against batch size.
-- :func:`simulate_batching` / :func:`plot_batching`: static against continuous batching
-  of requests of different lengths on a fixed number of slots.
-- :func:`kv_allocation` / :func:`plot_kv_allocation`: KV-cache memory reserved by a
-  contiguous allocator against a paged one (PagedAttention).
+- :func:`plot_batching`: static against continuous batching of requests of different
+  lengths on a fixed number of slots (simulated by :func:`lmcourse.experiments.simulate_batching`).
+- :func:`plot_kv_allocation`: KV-cache memory reserved by a contiguous allocator against a
+  paged one (PagedAttention), from :func:`lmcourse.experiments.kv_allocation`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+# re-exported: chapter 11 imports them from here
+from ..experiments import kv_allocation, simulate_batching  # noqa: F401
+from .kv_cache import BYTE_UNITS
 
 __all__ = [
     "expected_tokens_per_round",
     "plot_speculative",
     "plot_exactness",
     "plot_throughput",
-    "simulate_batching",
     "plot_batching",
-    "kv_allocation",
     "plot_kv_allocation",
 ]
 
@@ -128,62 +129,8 @@ def plot_throughput(batch_sizes: Sequence[int], tokens_per_s: Sequence[float]) -
 # --------------------------------------------------------------------------------------
 
 
-def simulate_batching(lengths: Sequence[int], slots: int, policy: str = "continuous") -> dict:
-    """Schedule requests needing ``lengths[i]`` decode steps on ``slots`` batch slots.
-
-    All requests are waiting at step 0, served in order. ``"static"``: fill all slots,
-    run until the *longest* request of the batch finishes, then start the next batch.
-    ``"continuous"`` (iteration-level scheduling, Orca): after every step a finished
-    request's slot is given to the next waiting request at once.
-
-    Returns:
-        A dict with ``"grid"``: (slots, steps) int array of the request id in each slot
-        at each step, -1 when idle; ``"steps"``: total steps; ``"utilisation"``: busy
-        slot-steps / all slot-steps; ``"finish"``: finishing step of every request.
-    """
-    if slots < 1 or any(n < 1 for n in lengths):
-        raise ValueError("need slots >= 1 and every length >= 1")
-    if policy not in ("static", "continuous"):
-        raise ValueError(f"policy must be 'static' or 'continuous', got {policy!r}")
-    n = len(lengths)
-    columns: list[list[int]] = []
-    finish = [0] * n
-    if policy == "static":
-        for start in range(0, n, slots):
-            batch = list(range(start, min(start + slots, n)))
-            span = max(lengths[r] for r in batch)
-            for t in range(span):
-                columns.append([batch[s] if s < len(batch) and t < lengths[batch[s]] else -1 for s in range(slots)])
-            for r in batch:
-                finish[r] = len(columns) - span + lengths[r]
-    else:
-        waiting = list(range(n))
-        current = [-1] * slots
-        left = [0] * slots
-        while waiting or any(r >= 0 for r in current):
-            for s in range(slots):
-                if current[s] < 0 and waiting:
-                    current[s] = waiting.pop(0)
-                    left[s] = lengths[current[s]]
-            columns.append(list(current))
-            for s in range(slots):
-                if current[s] >= 0:
-                    left[s] -= 1
-                    if left[s] == 0:
-                        finish[current[s]] = len(columns)
-                        current[s] = -1
-    grid = np.array(columns, dtype=int).T.reshape(slots, -1)
-    steps = grid.shape[1]
-    return {
-        "grid": grid,
-        "steps": steps,
-        "utilisation": float((grid >= 0).sum()) / (slots * steps) if steps else 0.0,
-        "finish": finish,
-    }
-
-
 def plot_batching(static: dict, continuous: dict) -> plt.Figure:
-    """Two slot-by-step charts from :func:`simulate_batching`; colour = request, white = idle."""
+    """Two slot-by-step charts from :func:`lmcourse.experiments.simulate_batching`; colour = request, white = idle."""
     steps = max(static["steps"], continuous["steps"])
     n_req = int(max(static["grid"].max(), continuous["grid"].max())) + 1
     cmap = plt.get_cmap("tab20", max(n_req, 1))
@@ -207,35 +154,9 @@ def plot_batching(static: dict, continuous: dict) -> plt.Figure:
 # --------------------------------------------------------------------------------------
 
 
-def kv_allocation(lengths: Sequence[int], max_len: int, block: int = 16) -> dict:
-    """Token slots of KV cache reserved for requests of ``lengths`` tokens.
-
-    A contiguous allocator reserves ``max_len`` slots per request up front (it cannot know
-    how long the answer will be); a paged allocator (PagedAttention) hands out blocks of
-    ``block`` slots as the sequence grows, so at most ``block - 1`` slots per request are
-    unused.
-
-    Returns:
-        ``{"used", "contiguous", "paged"}`` totals in token slots, plus the wasted
-        fractions ``"contiguous_waste"`` and ``"paged_waste"``.
-    """
-    if block < 1 or any(not 1 <= n <= max_len for n in lengths):
-        raise ValueError("need block >= 1 and 1 <= length <= max_len for every request")
-    used = int(sum(lengths))
-    contiguous = max_len * len(lengths)
-    paged = int(sum(math.ceil(n / block) * block for n in lengths))
-    return {
-        "used": used,
-        "contiguous": contiguous,
-        "paged": paged,
-        "contiguous_waste": 1 - used / contiguous,
-        "paged_waste": 1 - used / paged,
-    }
-
-
 def plot_kv_allocation(alloc: dict, bytes_per_token: Optional[int] = None) -> plt.Figure:
-    """Bars of used vs reserved KV-cache memory for the two allocators of :func:`kv_allocation`."""
-    scale = (bytes_per_token or 1) / (2**30 if bytes_per_token else 1)
+    """Bars of used vs reserved KV-cache memory for the two allocators of :func:`lmcourse.experiments.kv_allocation`."""
+    scale = (bytes_per_token or 1) / (BYTE_UNITS["GiB"] if bytes_per_token else 1)
     unit = "GiB" if bytes_per_token else "token slots"
     names = ["contiguous\n(reserve max_len)", "paged\n(blocks on demand)"]
     reserved = np.array([alloc["contiguous"], alloc["paged"]]) * scale

@@ -16,6 +16,7 @@ import numpy as np
 from ..model import kv_cache_bytes
 
 __all__ = [
+    "BYTE_UNITS",
     "DTYPE_BYTES",
     "MODEL_PRESETS",
     "attention_ops",
@@ -63,11 +64,23 @@ def attention_ops(n: int) -> dict[str, np.ndarray]:
     }
 
 
-def format_bytes(n: float) -> str:
-    """Human-readable decimal size: 1.34e9 -> ``"1.34 GB"`` (kB, MB, GB, TB are powers of 1000)."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
+#: bytes in each unit the book prints: decimal (kB ... TB) and binary (KiB ... TiB)
+BYTE_UNITS: dict[str, int] = {
+    "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+}
+
+
+def format_bytes(n: float, binary: bool = False) -> str:
+    """Human-readable size, the one byte formatter of the package (and of the explorers' JS).
+
+    Decimal by default: 1.34e9 -> ``"1.34 GB"`` (kB, MB, GB, TB are powers of 1000); with
+    ``binary=True`` powers of 1024: 2**30 -> ``"1.00 GiB"``.
+    """
+    units = ("TiB", "GiB", "MiB", "KiB") if binary else ("TB", "GB", "MB", "kB")
+    for unit in units:
+        if abs(n) >= BYTE_UNITS[unit]:
+            return f"{n / BYTE_UNITS[unit]:.2f} {unit}"
     return f"{int(n)} B"
 
 
@@ -156,16 +169,16 @@ def plot_kv_memory_vs_context(
     ctx = np.unique(np.geomspace(128, max(128, max_context), 40).astype(np.int64))
     for label, (n_layer, n_kv, d) in configs.items():
         mem = np.array([kv_cache_bytes(n_layer, n_kv, d, int(c), batch, bytes_per_elem) for c in ctx], dtype=float)
-        (line,) = ax.plot(ctx, mem / 1e9, lw=2, label=label)
+        (line,) = ax.plot(ctx, mem / BYTE_UNITS["GB"], lw=2, label=label)
         if mark_context is not None:
-            m = kv_cache_bytes(n_layer, n_kv, d, mark_context, batch, bytes_per_elem) / 1e9
+            m = kv_cache_bytes(n_layer, n_kv, d, mark_context, batch, bytes_per_elem) / BYTE_UNITS["GB"]
             ax.plot([mark_context], [m], "o", color=line.get_color())
-            ax.annotate(format_bytes(m * 1e9), (mark_context, m), textcoords="offset points",
+            ax.annotate(format_bytes(m * BYTE_UNITS["GB"]), (mark_context, m), textcoords="offset points",
                         xytext=(6, 4), fontsize=8, color=line.get_color())
     if mark_context is not None:
         ax.axvline(mark_context, color="gray", ls=":", lw=1)
     if budget_bytes is not None:
-        ax.axhline(budget_bytes / 1e9, color="black", ls="--", lw=1, label=f"{format_bytes(budget_bytes)} budget")
+        ax.axhline(budget_bytes / BYTE_UNITS["GB"], color="black", ls="--", lw=1, label=f"{format_bytes(budget_bytes)} budget")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("context length n (tokens)")

@@ -1,7 +1,7 @@
 """Figures for the training chapter: per-position teacher-forced losses and loss curves.
 
-:func:`teacher_forcing_table` runs one teacher-forced forward pass and returns, for every
-position, the target token, the probability the model gave it and its loss;
+:func:`lmcourse.experiments.teacher_forcing_table` computes, for every position, the
+target token, the probability the model gave it and its loss;
 :func:`plot_teacher_forcing` draws the per-position loss bars with one step picked out (the
 static twin of :class:`lmcourse.widgets.training.TeacherForcingStepper`);
 :func:`plot_loss_curves` draws train/val loss against the step from a Trainer ``history``.
@@ -16,55 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..model import eval_mode
 from .distribution import token_label
 
 __all__ = [
-    "teacher_forcing_table",
     "plot_teacher_forcing",
     "loss_history",
     "plot_loss_curves",
 ]
-
-
-@torch.no_grad()
-def teacher_forcing_table(model, ids: Sequence[int], k: int = 5) -> dict[str, torch.Tensor]:
-    """Teacher-forced predictions of ``model`` along one token sequence, in one forward pass.
-
-    With ``x = ids[:-1]`` as input and ``y = ids[1:]`` as targets, position ``t`` sees the
-    true prefix ``ids[: t + 1]`` and is scored on ``ids[t + 1]``.
-
-    Args:
-        model: a model whose ``forward(idx)`` returns ``(logits, loss)`` (an
-            :class:`lmcourse.model.GPT`); ``len(ids) - 1`` must fit its context.
-        ids: at least 2 token ids.
-        k: how many top candidates to keep per position.
-
-    Returns:
-        A dict of CPU tensors, all with T = ``len(ids) - 1`` rows: ``inputs`` (T,),
-        ``targets`` (T,), ``probs`` (T,) the probability of each target, ``losses`` (T,)
-        its negative log-probability in nats, ``top_ids`` (T, k) and ``top_probs`` (T, k).
-    """
-    ids_t = torch.as_tensor(list(ids), dtype=torch.long)
-    if ids_t.dim() != 1 or ids_t.numel() < 2:
-        raise ValueError("ids must be a sequence of at least 2 token ids")
-    device = next(model.parameters()).device
-    x = ids_t[:-1][None].to(device)  # (1, T)
-    y = ids_t[1:]  # (T,)
-    with eval_mode(model):
-        logits, _ = model(x)
-    logp = torch.log_softmax(logits[0].float().cpu(), dim=-1)  # (T, V)
-    target_logp = logp.gather(-1, y[:, None]).squeeze(-1)  # (T,)
-    k = min(k, logp.shape[-1])
-    top_logp, top_ids = logp.topk(k, dim=-1)  # (T, k)
-    return {
-        "inputs": ids_t[:-1],
-        "targets": y,
-        "probs": target_logp.exp(),
-        "losses": -target_logp,
-        "top_ids": top_ids,
-        "top_probs": top_logp.exp(),
-    }
 
 
 def plot_teacher_forcing(
@@ -76,7 +34,7 @@ def plot_teacher_forcing(
     """Per-position loss bars along a sequence, and the model's top candidates at one step.
 
     Args:
-        table: the output of :func:`teacher_forcing_table`.
+        table: the output of :func:`lmcourse.experiments.teacher_forcing_table`.
         vocab: token strings in id order.
         position: the step to pick out (highlighted bar and right panel); ``None`` draws
             only the bar chart.

@@ -8,22 +8,11 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from ..model import eval_mode
+from ..experiments import attention_weights
 from ..plots.attention import plot_attention
 from .base import Explorer
 
-
-def attention_weights(model, idx: torch.Tensor) -> torch.Tensor:
-    """All attention weights of ``model`` for one sequence ``idx`` (T,) or (1, T).
-
-    Returns:
-        A (n_layer, n_head, T, T) tensor on the CPU.
-    """
-    if idx.dim() == 1:
-        idx = idx.unsqueeze(0)
-    with eval_mode(model):
-        maps = model.attention_maps(idx)
-    return torch.stack([m[0] for m in maps]).cpu()
+__all__ = ["AttentionExplorer", "attention_weights"]
 
 
 class AttentionExplorer(Explorer):

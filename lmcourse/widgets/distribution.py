@@ -8,23 +8,11 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from ..model import eval_mode
+from ..experiments import next_token_logits
 from ..plots.distribution import distribution_stats, plot_distribution
 from .base import Explorer
 
-
-@torch.no_grad()
-def next_token_logits(model, tokenizer, context: str) -> torch.Tensor:
-    """The (V,) logits ``model`` gives to the token after ``context`` (last position only).
-
-    The context is cropped to the model's last ``block_size`` tokens.
-    """
-    ids = tokenizer.encode(context)[-model.config.block_size :]
-    device = next(model.parameters()).device
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
-    with eval_mode(model):
-        logits, _ = model(idx)
-    return logits[0, -1].float().cpu()
+__all__ = ["DistributionExplorer", "next_token_logits"]
 
 
 class DistributionExplorer(Explorer):

@@ -9,9 +9,10 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..experiments import LoopTrace, trace_generation
 from ..model import GPT
 from ..plots.distribution import token_label
-from ..plots.generation import LoopTrace, plot_step, trace_generation
+from ..plots.generation import plot_step
 from ..sampling import SamplingConfig
 from .base import Explorer
 
@@ -19,7 +20,7 @@ __all__ = ["LoopStepper"]
 
 
 class LoopStepper(Explorer):
-    """An ipywidgets stepper over a recorded generation (:class:`~lmcourse.plots.generation.LoopTrace`).
+    """An ipywidgets stepper over a recorded generation (:class:`~lmcourse.experiments.LoopTrace`).
 
     A slider (with a play button and previous/next buttons) picks the step; the view shows
     the prefix the model saw, the top candidates with their probabilities as a bar chart,

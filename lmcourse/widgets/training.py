@@ -15,8 +15,9 @@ from typing import Any, Optional, Sequence
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from ..experiments import teacher_forcing_table
 from ..plots.distribution import token_label
-from ..plots.training import plot_loss_curves, plot_teacher_forcing, teacher_forcing_table
+from ..plots.training import plot_loss_curves, plot_teacher_forcing
 from .base import Explorer
 
 __all__ = ["TeacherForcingStepper", "LiveLossPlot", "in_notebook"]
