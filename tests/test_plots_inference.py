@@ -11,22 +11,12 @@ from hypothesis import strategies as st  # noqa: E402
 
 from lmcourse.experiments import kv_allocation, simulate_batching  # noqa: E402
 from lmcourse.plots.inference import (  # noqa: E402
-    expected_tokens_per_round,
     plot_batching,
     plot_exactness,
     plot_kv_allocation,
     plot_speculative,
     plot_throughput,
 )
-
-
-def test_expected_tokens_per_round():
-    assert expected_tokens_per_round(0.0, 5) == 1.0
-    assert expected_tokens_per_round(1.0, 4) == 5.0
-    assert expected_tokens_per_round(0.5, 1) == pytest.approx(1.5)
-    assert expected_tokens_per_round(0.8, 4) == pytest.approx((1 - 0.8**5) / 0.2)
-    with pytest.raises(ValueError):
-        expected_tokens_per_round(1.5, 2)
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,6 +19,7 @@ import numpy as np
 
 # re-exported: chapter 11 imports them from here
 from ..experiments import kv_allocation, simulate_batching  # noqa: F401
+from ..speculative import expected_tokens_per_round
 from .kv_cache import BYTE_UNITS
 
 __all__ = [
@@ -34,16 +35,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # Speculative decoding
 # --------------------------------------------------------------------------------------
-
-
-def expected_tokens_per_round(alpha: float, k: int) -> float:
-    """Expected tokens per target pass, (1 - alpha^(k+1)) / (1 - alpha), if every draft
-    token is accepted independently with probability ``alpha`` (Leviathan et al. 2023)."""
-    if not 0.0 <= alpha <= 1.0 or k < 0:
-        raise ValueError(f"need 0 <= alpha <= 1 and k >= 0, got {alpha!r}, {k!r}")
-    if alpha == 1.0:
-        return float(k + 1)
-    return (1 - alpha ** (k + 1)) / (1 - alpha)
 
 
 def plot_speculative(
