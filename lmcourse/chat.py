@@ -149,7 +149,10 @@ def render_segments(
 def apply_chat_template(
     messages: Sequence[dict], template: str = "chatml", add_generation_prompt: bool = True
 ) -> str:
-    """Render ``messages`` with ``template`` into one string.
+    """Render ``messages`` with ``template`` into one string, for reading.
+
+    To get token ids use :func:`encode_chat`: encoding this string with
+    ``allow_special=True`` would turn marker text inside a content into real markers.
 
     Args:
         messages: list of ``{"role": "system" | "user" | "assistant", "content": str}``;
