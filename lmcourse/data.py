@@ -105,9 +105,9 @@ def get_batch(
             is copied with ``non_blocking=True``.
 
     Returns:
-        ``(x, y)``, two int64 tensors of shape (B, T). The offsets are drawn exactly like
-        ``lmcourse.train.sample_batch`` (one ``torch.randint(N - T, (B,))`` call), so both
-        give the same batches from the same generator state.
+        ``(x, y)``, two int64 tensors of shape (B, T). The offsets are one ``torch.randint(N - T, (B,))`` call,
+        the same draw the Trainer makes on the device, so both give the same batches from
+        the same generator state.
     """
     if not isinstance(data, torch.Tensor) or data.dim() != 1:
         raise ValueError("data must be a 1-D tensor of token ids")

@@ -28,6 +28,7 @@ CHECKPOINT_DIR = Path(__file__).parent / "assets" / "checkpoints"
 PRETRAINED = {
     "shakespeare-char": "shakespeare-char.pt",
     "shakespeare-char-draft": "shakespeare-char-draft.pt",
+    "shakespeare-bpe": "shakespeare-bpe.pt",
 }
 
 

@@ -199,13 +199,3 @@ def test_quantised_tones(mode):
         D.quantised_tones(1, 10, sample_rate=1000, freq_range=(100, 900))
     with pytest.raises(ValueError, match="mode"):
         D.quantised_tones(1, 10, mode="alaw")
-
-
-def test_get_batch_matches_train_sample_batch():
-    train = pytest.importorskip("lmcourse.train")
-    if not hasattr(train, "sample_batch"):
-        pytest.skip("lmcourse.train.sample_batch not available")
-    d = torch.randint(50, (500,), generator=torch.Generator().manual_seed(0))
-    a = D.get_batch(d, 4, 8, torch.Generator().manual_seed(3))
-    b = train.sample_batch(d, 4, 8, torch.Generator().manual_seed(3))
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from ..chat import TEMPLATES, apply_chat_template
+from ..chat import TEMPLATES, apply_chat_template, encode_chat
 from ..generate import generate
 from ..plots.pipeline import STAGES, plot_pipeline_stage
 from ..sampling import SamplingConfig
@@ -107,7 +107,8 @@ def run_pipeline(
     request = {"model": model_name, "messages": messages, "max_tokens": max_new_tokens,
                "temperature": sampling.temperature}
     prompt = apply_chat_template(messages, template, add_generation_prompt=True)
-    prompt_ids = list(tokenizer.encode(prompt))
+    # template markers become control ids; message contents can never produce one
+    prompt_ids = encode_chat(messages, tokenizer, template, add_generation_prompt=True)[0].tolist()
     end = end_marker(template)
     eos = tokenizer.special_tokens.get(end)
     out = generate(model, prompt_ids, max_new_tokens, sampling, eos_token_id=eos,
