@@ -190,8 +190,12 @@ def table(results: list[Result], title: str = "notebook") -> str:
 
 
 def _run(cmd: list[str], **kw) -> None:
+    """Run ``cmd``; its output is shown only when it fails."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run(cmd, check=True, **kw)
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        print(proc.stdout + proc.stderr, file=sys.stderr)
+        raise SystemExit(f"colab_check: command failed with exit {proc.returncode}")
 
 
 def build_wheel(out: pathlib.Path) -> pathlib.Path:
@@ -215,7 +219,7 @@ def make_venv(venv: pathlib.Path, reuse: bool) -> pathlib.Path:
         return python
     shutil.rmtree(venv, ignore_errors=True)
     _run([sys.executable, "-m", "venv", str(venv)])
-    _run([str(python), "-m", "pip", "install", "-q", *wanted.split("\n")])
+    _run([str(python), "-m", "pip", "install", "-q", "--no-compile", *wanted.split("\n")])
     stamp.write_text(wanted)
     return python
 
