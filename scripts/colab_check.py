@@ -185,7 +185,7 @@ def table(results: list[Result], title: str = "notebook") -> str:
     for r in results:
         lines.append(f"{r.name:<{width}}  {r.seconds:7.0f}  {'ok' if r.ok else 'FAILED':<6}  {r.error}")
     n_ok = sum(r.ok for r in results)
-    lines.append(f"{n_ok}/{len(results)} ok, {sum(r.seconds for r in results):.0f} s of notebook time")
+    lines.append(f"{n_ok}/{len(results)} ok, {sum(r.seconds for r in results):.0f} s summed over the rows")
     return "\n".join(lines)
 
 
@@ -199,9 +199,22 @@ def _run(cmd: list[str], **kw) -> None:
 
 
 def build_wheel(out: pathlib.Path) -> pathlib.Path:
-    """Build the lmcourse wheel from this checkout into ``out``."""
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
-         cwd=tempfile.gettempdir())
+    """Build the lmcourse wheel from this checkout into ``out``.
+
+    The files git tracks or would track (so uncommitted edits count, ignored files do not)
+    are copied to a scratch folder first, so the build leaves no ``build/`` or
+    ``*.egg-info`` in the checkout.
+    """
+    src = out.parent / "src"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        path = ROOT / rel
+        if path.is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / rel)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src)],
+         cwd=src)
     wheels = sorted(out.glob("lmcourse-*.whl"))
     if not wheels:
         raise SystemExit(f"colab_check: no wheel was built in {out}")
