@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import hashlib
 import json
 import os
 import pathlib
@@ -268,7 +269,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2, help="notebooks executed at the same time (default 2)")
     ap.add_argument("--only", nargs="*", help="run only notebooks whose path contains one of these")
-    ap.add_argument("--venv", type=pathlib.Path, default=pathlib.Path(tempfile.gettempdir()) / "lmcourse-colab-venv")
+    default_venv = pathlib.Path(tempfile.gettempdir()) / f"lmcourse-colab-venv-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}"
+    ap.add_argument("--venv", type=pathlib.Path, default=default_venv,
+                    help="where to create the Colab-like venv (default: one per checkout, in the temp folder)")
     ap.add_argument("--reuse", action="store_true", help="keep the venv of an earlier run if its packages match")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     ap.add_argument("--json", type=pathlib.Path, help="also write the table as JSON to this file")
