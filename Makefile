@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONHASHSEED := 0
 
-.PHONY: venv book test lint assignments grade-demo clean pretrained
+.PHONY: venv book test lint colab-check gpu-check assignments grade-demo clean pretrained
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,21 @@ book: venv
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "book: open _build/html/index.html"
 
-## Run every test: ruff, unit tests, notebook/book checks, the nbgrader grading pipeline.
+## Run every test: ruff, unit tests, notebook/book checks, the nbgrader grading pipeline,
+## then the students' path (colab-check).
 test: venv
 	$(VENV)/bin/ruff check .
 	MPLBACKEND=Agg $(PY) -m pytest
+	$(MAKE) colab-check
+
+## Every chapter and assignment (solutions filled in) in a fresh Colab-like venv that has
+## only Colab's preinstalled packages plus the lmcourse wheel, installed by the setup cell.
+colab-check: venv
+	$(PY) scripts/colab_check.py --jobs 2
+
+## On a CUDA machine (never in CI): every notebook on the GPU, then the benchmarks.
+gpu-check: venv
+	$(PY) scripts/gpu_check.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

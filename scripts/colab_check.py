@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import hashlib
 import json
 import os
 import pathlib
@@ -185,19 +186,36 @@ def table(results: list[Result], title: str = "notebook") -> str:
     for r in results:
         lines.append(f"{r.name:<{width}}  {r.seconds:7.0f}  {'ok' if r.ok else 'FAILED':<6}  {r.error}")
     n_ok = sum(r.ok for r in results)
-    lines.append(f"{n_ok}/{len(results)} ok, {sum(r.seconds for r in results):.0f} s of notebook time")
+    lines.append(f"{n_ok}/{len(results)} ok, {sum(r.seconds for r in results):.0f} s summed over the rows")
     return "\n".join(lines)
 
 
 def _run(cmd: list[str], **kw) -> None:
+    """Run ``cmd``; its output is shown only when it fails."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run(cmd, check=True, **kw)
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        print(proc.stdout + proc.stderr, file=sys.stderr)
+        raise SystemExit(f"colab_check: command failed with exit {proc.returncode}")
 
 
 def build_wheel(out: pathlib.Path) -> pathlib.Path:
-    """Build the lmcourse wheel from this checkout into ``out``."""
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
-         cwd=tempfile.gettempdir())
+    """Build the lmcourse wheel from this checkout into ``out``.
+
+    The files git tracks or would track (so uncommitted edits count, ignored files do not)
+    are copied to a scratch folder first, so the build leaves no ``build/`` or
+    ``*.egg-info`` in the checkout.
+    """
+    src = out.parent / "src"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        path = ROOT / rel
+        if path.is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / rel)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src)],
+         cwd=src)
     wheels = sorted(out.glob("lmcourse-*.whl"))
     if not wheels:
         raise SystemExit(f"colab_check: no wheel was built in {out}")
@@ -215,7 +233,7 @@ def make_venv(venv: pathlib.Path, reuse: bool) -> pathlib.Path:
         return python
     shutil.rmtree(venv, ignore_errors=True)
     _run([sys.executable, "-m", "venv", str(venv)])
-    _run([str(python), "-m", "pip", "install", "-q", *wanted.split("\n")])
+    _run([str(python), "-m", "pip", "install", "-q", "--no-compile", *wanted.split("\n")])
     stamp.write_text(wanted)
     return python
 
@@ -251,7 +269,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2, help="notebooks executed at the same time (default 2)")
     ap.add_argument("--only", nargs="*", help="run only notebooks whose path contains one of these")
-    ap.add_argument("--venv", type=pathlib.Path, default=pathlib.Path(tempfile.gettempdir()) / "lmcourse-colab-venv")
+    default_venv = pathlib.Path(tempfile.gettempdir()) / f"lmcourse-colab-venv-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]}"
+    ap.add_argument("--venv", type=pathlib.Path, default=default_venv,
+                    help="where to create the Colab-like venv (default: one per checkout, in the temp folder)")
     ap.add_argument("--reuse", action="store_true", help="keep the venv of an earlier run if its packages match")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     ap.add_argument("--json", type=pathlib.Path, help="also write the table as JSON to this file")

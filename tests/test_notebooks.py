@@ -133,3 +133,18 @@ def test_colab_check_fills_every_released_solution_cell(monkeypatch):
         solved = [c for c in nb.cells if (c.metadata.get("nbgrader") or {}).get("solution") and c.cell_type == "code"]
         assert solved, f"{path.name}: no solution cell"
         assert not any("raise NotImplementedError()" in c.source for c in solved), path.name
+
+
+def test_colab_check_reports_the_first_failing_cell(monkeypatch, tmp_path):
+    # A notebook whose second cell fails is reported failed, with that cell and its error.
+    import nbformat
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    cc = importlib.import_module("colab_check")
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                          nbformat.v4.new_code_cell("import no_such_module_xyz")])
+    results = cc.run_notebooks([("good", good, tmp_path), ("bad", bad, tmp_path)], "python3", 2, 60)
+    assert [(r.name, r.ok) for r in results] == [("good", True), ("bad", False)]
+    assert results[1].error == "cell 1: ModuleNotFoundError: No module named 'no_such_module_xyz'"
+    assert "1/2 ok" in cc.table(results)
