@@ -24,27 +24,40 @@ import torch.nn.functional as F
 
 from lmcourse.model import GPT
 
-__all__ = ["DPOOutput", "dpo_loss", "sequence_logprob"]
+__all__ = ["DPOOutput", "dpo_loss", "sequence_logprob", "sequence_logprobs"]
+
+
+def sequence_logprobs(model: GPT, prompt_ids: torch.Tensor, completion_ids: torch.Tensor) -> torch.Tensor:
+    """log P(completion | prompt) for a batch: prompts (B, Tp) and completions (B, Tc) -> (B,).
+
+    Every row has the same prompt length and the same completion length (pad and use
+    :func:`sequence_logprob` row by row otherwise). One forward pass on the (B, Tp + Tc - 1)
+    inputs; gradients flow when called outside ``torch.no_grad``.
+    """
+    if prompt_ids.dim() != 2 or completion_ids.dim() != 2 or prompt_ids.size(0) != completion_ids.size(0):
+        raise ValueError(
+            f"prompt_ids (B, Tp) and completion_ids (B, Tc) must be 2-D with the same B, got "
+            f"{tuple(prompt_ids.shape)} and {tuple(completion_ids.shape)}"
+        )
+    if prompt_ids.size(1) < 1 or completion_ids.size(1) < 1:
+        raise ValueError("prompt_ids and completion_ids must both be non-empty")
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, T)
+    if ids.size(1) > model.config.block_size:
+        raise ValueError(f"prompt + completion has {ids.size(1)} tokens > block_size={model.config.block_size}")
+    logits, _ = model(ids[:, :-1])  # (B, T-1, V): position t predicts ids[:, t + 1]
+    start = prompt_ids.size(1) - 1  # the position that predicts the first completion token
+    logprobs = F.log_softmax(logits[:, start:].float(), dim=-1)  # (B, Tc, V)
+    return logprobs.gather(2, completion_ids[:, :, None]).squeeze(2).sum(1)  # (B,)
 
 
 def sequence_logprob(model: GPT, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
-    """log P(completion | prompt) under ``model``: the sum of the completion tokens' log-probs.
-
-    Runs one forward pass on prompt + completion (which must fit in ``block_size``);
-    gradients flow when called outside ``torch.no_grad``. Returns a scalar tensor.
-    """
+    """log P(completion | prompt) of one pair of id lists: a scalar tensor."""
     if not prompt_ids or not completion_ids:
         raise ValueError("prompt_ids and completion_ids must both be non-empty")
-    ids = list(prompt_ids) + list(completion_ids)
-    if len(ids) > model.config.block_size:
-        raise ValueError(f"prompt + completion has {len(ids)} tokens > block_size={model.config.block_size}")
     device = next(model.parameters()).device
-    x = torch.tensor([ids[:-1]], device=device)  # (1, T-1)
-    logits, _ = model(x)  # (1, T-1, V): position t predicts ids[t + 1]
-    logprobs = F.log_softmax(logits[0].float(), dim=-1)  # (T-1, V)
-    start = len(prompt_ids) - 1  # the position that predicts the first completion token
-    targets = torch.tensor(completion_ids, device=device)
-    return logprobs[start:].gather(1, targets[:, None]).sum()
+    prompt = torch.tensor([list(prompt_ids)], device=device)  # (1, Tp)
+    completion = torch.tensor([list(completion_ids)], device=device)  # (1, Tc)
+    return sequence_logprobs(model, prompt, completion)[0]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -39,8 +40,9 @@ def calculator(expression: str) -> str:
     """Evaluate integer arithmetic (``+ - * // %``, parentheses, unary minus) safely.
 
     Only those operations on integer literals are allowed (no names, calls or attributes),
-    so a model cannot make the tool run arbitrary code. Returns the result as a string, or
-    ``"error"`` for anything else (including division by zero).
+    so a model cannot make the tool run arbitrary code; zero-padded numbers such as ``07``
+    are read as decimals. Returns the result as a string, or ``"error"`` for anything else
+    (including division by zero).
     """
 
     def ev(node: ast.AST) -> int:
@@ -56,7 +58,8 @@ def calculator(expression: str) -> str:
         raise ValueError(f"not allowed: {ast.dump(node)[:40]}")
 
     try:
-        return str(ev(ast.parse(expression.strip(), mode="eval").body))
+        unpadded = re.sub(r"(?<![0-9])0+(?=[0-9])", "", expression.strip())  # 07 -> 7
+        return str(ev(ast.parse(unpadded, mode="eval").body))
     except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
         return "error"
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lmcourse.model import GPT, GPTConfig
-from lmcourse.preference import dpo_loss, sequence_logprob
+from lmcourse.preference import dpo_loss, sequence_logprob, sequence_logprobs
 
 
 def tiny_model(seed: int = 0) -> GPT:
@@ -48,6 +48,16 @@ def test_sequence_logprob_is_the_chain_rule():
             by_steps += F.log_softmax(logits[0, -1], dim=-1)[tok].item()
             ids.append(tok)
     assert total == pytest.approx(by_steps, abs=1e-5)
+
+
+def test_batched_equals_row_by_row():
+    model = tiny_model(1)
+    g = torch.Generator().manual_seed(0)
+    prompts, completions = torch.randint(0, 11, (4, 5), generator=g), torch.randint(0, 11, (4, 3), generator=g)
+    with torch.no_grad():
+        batched = sequence_logprobs(model, prompts, completions)
+        rows = [sequence_logprob(model, p.tolist(), c.tolist()) for p, c in zip(prompts, completions)]
+    assert torch.allclose(batched, torch.stack(rows), atol=1e-5)
 
 
 def test_a_few_dpo_steps_prefer_the_chosen_completion():
