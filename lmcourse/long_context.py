@@ -16,6 +16,11 @@ Notation: n tokens of context, L layers, H query heads and Hk key/value heads of
   so every query block meets every key/value block while a device never holds more than
   two KV blocks. Per device: KV memory 1/G of the total (plus the block in flight),
   attention FLOPs 1/G of the total, and each device sends (G - 1) KV blocks per layer.
+  The transfer of the next block hides behind the attention on the current one when
+  computing a block takes longer than sending it: per layer, a block pair costs
+  4 * H * D * b^2 FLOPs (b tokens per block, no mask) and sending a KV block
+  2 * Hk * D * b * bytes, so the block must hold at least
+  b >= 2 * Hk * bytes * flops_per_s / (4 * H * bytes_per_s) tokens (:func:`ring_overlap_block`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ from dataclasses import dataclass
 
 from lmcourse.model import kv_cache_bytes
 
-__all__ = ["ModelShape", "attention_flops", "prefill_flops", "ring_attention", "RingCost", "LLAMA3_8B"]
+__all__ = [
+    "LLAMA3_8B",
+    "ModelShape",
+    "RingCost",
+    "attention_flops",
+    "prefill_flops",
+    "ring_attention",
+    "ring_overlap_block",
+]
 
 
 @dataclass(frozen=True)
@@ -98,3 +111,15 @@ def ring_attention(shape: ModelShape, n_tokens: int, devices: int, bytes_per_ele
         attention_flops_per_device=attention_flops(shape, n_tokens) / devices,
         bytes_sent_per_device=block * (devices - 1),
     )
+
+
+def ring_overlap_block(shape: ModelShape, flops_per_s: float, bytes_per_s: float, bytes_per_elem: int = 2) -> float:
+    """Smallest block (tokens per device) for which ring attention hides its communication.
+
+    Computing one (query block, KV block) pair, unmasked, takes 4 H D b^2 / flops_per_s
+    seconds per layer; sending the next KV block takes 2 Hk D b bytes / bytes_per_s.
+    Returns the b at which the two are equal; larger blocks are compute-bound.
+    """
+    if not flops_per_s > 0 or not bytes_per_s > 0:
+        raise ValueError("flops_per_s and bytes_per_s must be > 0")
+    return 2 * shape.n_kv_head * bytes_per_elem * flops_per_s / (4 * shape.n_head * bytes_per_s)

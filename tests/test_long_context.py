@@ -8,6 +8,7 @@ from lmcourse.long_context import (
     attention_flops,
     prefill_flops,
     ring_attention,
+    ring_overlap_block,
 )
 from lmcourse.model import GPT, GPTConfig
 
@@ -40,6 +41,16 @@ def test_ring_attention_splits_memory_and_flops():
     assert ring.kv_bytes_per_device == pytest.approx(2 * LLAMA3_8B.kv_bytes(n) / g)
     assert ring.attention_flops_per_device == pytest.approx(one.attention_flops_per_device / g)
     assert ring.bytes_sent_per_device == pytest.approx(LLAMA3_8B.kv_bytes(n) * (g - 1) / g)
+
+
+def test_overlap_block_equalises_compute_and_transfer_time():
+    flops, bw = 1e15, 4e11
+    b = ring_overlap_block(LLAMA3_8B, flops, bw)
+    s = LLAMA3_8B
+    compute = 4 * s.n_head * s.head_dim * b * b / flops  # one block pair, one layer
+    send = 2 * s.n_kv_head * s.head_dim * b * 2 / bw
+    assert compute == pytest.approx(send)
+    assert ring_overlap_block(LLAMA3_8B, flops, 2 * bw) == pytest.approx(b / 2)
 
 
 def test_bad_arguments():
