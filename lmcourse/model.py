@@ -7,11 +7,24 @@ Shapes used in the comments:
     L  positions already in the KV cache (0 without a cache)
     S  = L + T, key/value length
     C  n_embd                H  n_head        Hk  n_kv_head       D  head_dim = C // H
-    V  vocab_size
+    F  hidden width of the MLP                V  vocab_size
 
-The model is GPT-2 in structure (learned positions, pre-LayerNorm blocks, GELU MLP, tied
-LM head), extended with grouped-query attention (n_kv_head < n_head) and a preallocated
-KV cache for fast generation.
+By default the model is GPT-2 in structure (Radford et al. 2019; the layout follows
+Karpathy's nanoGPT): learned positions, pre-LayerNorm blocks, a GELU MLP, a LM head tied
+to the token embeddings. Options of the same :class:`GPTConfig` turn it into a Llama-style
+model (Touvron et al. 2023): rotary position embeddings (``pos_emb="rope"``, Su et al.,
+RoFormer), RMSNorm (``norm="rmsnorm"``, Zhang & Sennrich 2019), a SwiGLU MLP
+(``mlp="swiglu"``, Shazeer 2020), no biases (``bias=False``), an untied head
+(``tie_weights=False``) and grouped-query attention (``n_kv_head < n_head``, Ainslie et
+al. 2023). :meth:`GPT.from_hf_gpt2` and :meth:`GPT.from_hf_llama` load the weights of the
+``transformers`` models of those two families with equal logits.
+
+The forward pass, in the named steps the book uses::
+
+    x = embed(idx, positions)           # (B, T, C)  token (+ learned position) vectors
+    x = run_blocks(x, positions, ...)    # (B, T, C)  n_layer x [attention, MLP], residual
+    x = transformer.ln_f(x)             # (B, T, C)  final norm
+    logits = lm_head(x)                 # (B, T, V)  a score for every next token
 """
 
 from __future__ import annotations
@@ -34,25 +47,42 @@ __all__ = [
     "CausalSelfAttention",
     "MLP",
     "Block",
+    "RMSNorm",
+    "RotaryEmbedding",
+    "apply_rotary",
     "causal_mask",
+    "padded_causal_mask",
     "eval_mode",
     "scaled_dot_product_attention",
     "kv_cache_bytes",
 ]
+
+IGNORE_INDEX = -100  # a target with this value contributes nothing to the loss (padding)
 
 
 # --------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------
 
+_CHOICES = {
+    "attn_impl": ("sdpa", "explicit"),
+    "pos_emb": ("learned", "rope"),
+    "norm": ("layernorm", "rmsnorm"),
+    "mlp": ("gelu", "swiglu"),
+}
+
 
 @dataclass
 class GPTConfig:
     """Hyper-parameters of a GPT. Validated on construction.
 
+    The defaults describe GPT-2; a Llama-style model is, for example,
+    ``GPTConfig(pos_emb="rope", norm="rmsnorm", mlp="swiglu", bias=False,
+    tie_weights=False, n_kv_head=2, layer_norm_eps=1e-6)``.
+
     Args:
         vocab_size: number of token ids V.
-        block_size: longest context the model can see (number of learned positions).
+        block_size: longest context the model can see (number of positions).
         n_layer: number of transformer blocks.
         n_head: number of query heads.
         n_kv_head: number of key/value heads. ``None`` means ``n_head`` (multi-head
@@ -64,7 +94,19 @@ class GPTConfig:
         tie_weights: share the token embedding matrix with the LM head.
         attn_impl: ``"sdpa"`` (fused ``F.scaled_dot_product_attention``, FlashAttention on
             GPU) or ``"explicit"`` (builds the mask and the T x T weights; same result).
-        layer_norm_eps: epsilon of every LayerNorm (GPT-2 uses 1e-5).
+        layer_norm_eps: epsilon of every normalisation layer (GPT-2 uses 1e-5, Llama 1e-6).
+        pos_emb: ``"learned"`` (a trained vector per position, added to the token vector)
+            or ``"rope"`` (rotary embeddings: queries and keys are rotated by an angle
+            proportional to their position; no parameters).
+        rope_theta: base of the rotary frequencies (10000 in RoFormer and Llama 2).
+        rope_scaling: position interpolation factor: positions are divided by it before
+            the rotation, so a model trained on ``block_size`` positions can be run on
+            ``rope_scaling * block_size`` (transformers' ``"linear"`` rope scaling).
+        norm: ``"layernorm"`` or ``"rmsnorm"``.
+        mlp: ``"gelu"`` (C -> F -> GELU -> C) or ``"swiglu"`` (gated: silu(x W1) * (x W3),
+            then W2).
+        mlp_hidden: hidden width F; ``None`` gives 4C for GELU and, for SwiGLU, 2/3 of
+            that rounded up to a multiple of 8 (about the same number of parameters).
     """
 
     vocab_size: int = 65
@@ -78,14 +120,31 @@ class GPTConfig:
     tie_weights: bool = True
     attn_impl: str = "sdpa"
     layer_norm_eps: float = 1e-5
+    pos_emb: str = "learned"
+    rope_theta: float = 10000.0
+    rope_scaling: float = 1.0
+    norm: str = "layernorm"
+    mlp: str = "gelu"
+    mlp_hidden: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
+        ints = ("vocab_size", "block_size", "n_layer", "n_head", "n_kv_head", "n_embd")
+        for name in ints + (("mlp_hidden",) if self.mlp_hidden is not None else ()):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("dropout", "layer_norm_eps", "rope_theta", "rope_scaling"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"GPTConfig.{name} must be a finite number, got {value!r}")
         if self.n_embd % self.n_head != 0:
             raise ValueError(
                 f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
@@ -97,17 +156,33 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.attn_impl not in ("sdpa", "explicit"):
-            raise ValueError(
-                f"GPTConfig.attn_impl must be 'sdpa' or 'explicit', got {self.attn_impl!r}"
-            )
         if not self.layer_norm_eps > 0:
             raise ValueError(f"GPTConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if not self.rope_theta > 1:
+            raise ValueError(f"GPTConfig.rope_theta must be > 1, got {self.rope_theta!r}")
+        if not self.rope_scaling >= 1:
+            raise ValueError(f"GPTConfig.rope_scaling must be >= 1 (1 = no scaling), got {self.rope_scaling!r}")
+        if self.pos_emb == "rope" and self.head_dim % 2 != 0:
+            raise ValueError(
+                f"GPTConfig: pos_emb='rope' rotates pairs of dimensions, so head_dim "
+                f"(n_embd // n_head = {self.head_dim}) must be even"
+            )
+        if self.pos_emb != "rope" and (self.rope_theta != 10000.0 or self.rope_scaling != 1.0):
+            raise ValueError("GPTConfig.rope_theta and rope_scaling only apply with pos_emb='rope'")
 
     @property
     def head_dim(self) -> int:
         """Size D of one attention head."""
         return self.n_embd // self.n_head
+
+    @property
+    def hidden_dim(self) -> int:
+        """Hidden width F of the MLP (``mlp_hidden``, or the default of the MLP kind)."""
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        if self.mlp == "swiglu":
+            return 8 * math.ceil(2 * 4 * self.n_embd / 3 / 8)  # 2/3 of 4C: same parameter count
+        return 4 * self.n_embd
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (what checkpoints store)."""
@@ -115,16 +190,59 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a clear error."""
+        """Inverse of :meth:`to_dict`; unknown keys raise a clear error.
+
+        Fields missing from ``d`` (e.g. a checkpoint written before an option existed) take
+        their defaults, which describe GPT-2.
+        """
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown GPTConfig fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
+    @classmethod
+    def from_hf_llama(cls, hf_config: Any, tie_weights: Optional[bool] = None) -> GPTConfig:
+        """The GPTConfig of a transformers ``LlamaConfig`` (v4 ``rope_scaling`` or v5 ``rope_parameters``).
+
+        Supported: default and ``"linear"`` rope scaling, SiLU, head_dim = hidden / heads,
+        biases on all projections or on none. Anything else raises a ValueError.
+        """
+        c = hf_config
+        rope = dict(getattr(c, "rope_parameters", None) or {})
+        rope.update(getattr(c, "rope_scaling", None) or {})  # transformers 4 keeps it here
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type not in ("default", "linear"):
+            raise ValueError(f"Llama rope type {rope_type!r} is not supported (only 'default' and 'linear')")
+        if c.hidden_act != "silu":
+            raise ValueError(f"Llama hidden_act must be 'silu' for SwiGLU, got {c.hidden_act!r}")
+        head_dim = getattr(c, "head_dim", None)
+        if head_dim is not None and head_dim != c.hidden_size // c.num_attention_heads:
+            raise ValueError(f"Llama head_dim {head_dim} != hidden_size // num_attention_heads is not supported")
+        attn_bias, mlp_bias = bool(getattr(c, "attention_bias", False)), bool(getattr(c, "mlp_bias", False))
+        if attn_bias != mlp_bias:
+            raise ValueError("Llama models with biases on only some projections are not supported")
+        return cls(
+            vocab_size=c.vocab_size,
+            block_size=c.max_position_embeddings,
+            n_layer=c.num_hidden_layers,
+            n_head=c.num_attention_heads,
+            n_kv_head=c.num_key_value_heads or c.num_attention_heads,
+            n_embd=c.hidden_size,
+            bias=attn_bias,
+            tie_weights=bool(c.tie_word_embeddings) if tie_weights is None else tie_weights,
+            layer_norm_eps=float(c.rms_norm_eps),
+            pos_emb="rope",
+            rope_theta=float(rope.get("rope_theta", getattr(c, "rope_theta", 10000.0))),
+            rope_scaling=float(rope.get("factor", 1.0)) if rope_type == "linear" else 1.0,
+            norm="rmsnorm",
+            mlp="swiglu",
+            mlp_hidden=c.intermediate_size,
+        )
+
 
 # --------------------------------------------------------------------------------------
-# Attention building blocks
+# Attention building blocks: masks, attention, the KV cache
 # --------------------------------------------------------------------------------------
 
 
@@ -177,12 +295,30 @@ def scaled_dot_product_attention(
     return weights @ v, weights
 
 
+def padded_causal_mask(attention_mask: torch.Tensor, T: int) -> torch.Tensor:
+    """Causal mask that also hides padding keys: (B, S) 0/1 padding mask -> (B, 1, T, S).
+
+    ``attention_mask[b, j]`` is 1 for a real token and 0 for padding (left-padded
+    batches); the T queries are the last T of the S positions. A padding query would see
+    no key at all (the softmax of a row of -inf is NaN), so it is allowed to see itself;
+    its output is never used.
+    """
+    B, S = attention_mask.shape
+    device = attention_mask.device
+    keep = causal_mask(T, S, device=device).unsqueeze(0)  # (1, T, S)
+    keep = keep & attention_mask.bool().unsqueeze(1)  # (B, T, S): no padding keys
+    itself = torch.zeros(T, S, dtype=torch.bool, device=device)
+    itself[torch.arange(T), torch.arange(S - T, S)] = True  # query i is key S - T + i
+    return (keep | itself).unsqueeze(1)  # (B, 1, T, S), broadcast over heads
+
+
 class KVCache:
     """Preallocated keys and values of every layer, for prefill + one-token decode.
 
     ``k[layer]`` and ``v[layer]`` have shape (B, n_kv_head, max_len, head_dim); the first
     ``length`` positions are filled. ``GPT.forward(idx, kv_cache=cache)`` writes the new
-    positions and then advances ``length``.
+    positions and then advances ``length``. With rotary embeddings the cached keys are
+    already rotated by the angle of their own position.
     """
 
     def __init__(
@@ -276,8 +412,89 @@ def kv_cache_bytes(
     return 2 * n_layer * n_kv_head * head_dim * seq_len * batch * bytes_per_elem
 
 
+# --------------------------------------------------------------------------------------
+# Rotary position embeddings (RoPE)
+# --------------------------------------------------------------------------------------
+
+
+class RotaryEmbedding(nn.Module):
+    """The rotation angles of RoPE (Su et al., RoFormer), one table for the whole model.
+
+    RoPE splits each query and key vector (size D) into D/2 pairs of numbers and rotates
+    pair i, seen as a point in the plane, by the angle ``m * theta_i`` at position m, with
+    frequencies ``theta_i = rope_theta ** (-2i / D)`` (fast for the first pairs, slow for
+    the last). The score of query m and key n then depends on ``m - n`` only: rotating
+    both by their own angles and taking the dot product leaves the angle difference.
+
+    Pairing: the paper pairs neighbouring dimensions (2i, 2i+1); we pair dimension i with
+    i + D/2 ("rotate half", as GPT-NeoX and transformers' Llama do). Any fixed pairing is
+    the same model up to a permutation of the query/key projection rows; this one lets
+    Llama weights load unchanged.
+
+    Position interpolation (Chen et al. 2023): with ``rope_scaling = s`` position m is
+    rotated as if it were m / s, so s times more positions fit in the angles seen in
+    training. Holds no parameters: the tables are non-persistent buffers.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        D = config.head_dim
+        inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, D, 2, dtype=torch.float32) / D)  # (D/2,)
+        positions = torch.arange(config.block_size, dtype=torch.float32) / config.rope_scaling  # (block,)
+        angles = torch.outer(positions, inv_freq)  # (block, D/2): angle of pair i at position m
+        angles = torch.cat([angles, angles], dim=-1)  # (block, D): dims i and i + D/2 share it
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B or 1, T) positions -> ``(cos, sin)``, each (B or 1, 1, T, D) (broadcast over heads)."""
+        return self.cos[position_ids].unsqueeze(1), self.sin[position_ids].unsqueeze(1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate every pair (x_i, x_{i+D/2}) of x (B, heads, T, D) by its angle.
+
+    A rotation by a: (a1, a2) -> (a1 cos - a2 sin, a2 cos + a1 sin), written for all pairs
+    at once with ``rotate_half(x) = (-x2, x1)``.
+    """
+    x1, x2 = x.chunk(2, dim=-1)  # (B, heads, T, D/2) each: the two halves of every pair
+    rotate_half = torch.cat([-x2, x1], dim=-1)  # (B, heads, T, D)
+    return x * cos.to(x.dtype) + rotate_half * sin.to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------
+# The transformer block: normalisation, attention, MLP
+# --------------------------------------------------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm (Zhang & Sennrich 2019): x / rms(x) * weight, no centring, no bias.
+
+    LayerNorm subtracts the mean and divides by the standard deviation; RMSNorm only
+    divides by sqrt(mean(x^2) + eps). Computed in float32, as transformers' Llama does.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., C)."""
+        x32 = x.float()
+        inv_rms = torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (..., 1)
+        return self.weight * (x32 * inv_rms).to(x.dtype)
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    """The normalisation layer the config asks for, over the C channels."""
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, eps=config.layer_norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+
+
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with optional grouped-query heads and KV cache.
+    """Multi-head causal self-attention with optional grouped-query heads, RoPE and KV cache.
 
     One Linear ``c_attn`` produces queries (H heads) and keys/values (Hk heads each);
     ``c_proj`` mixes the heads back into the residual stream.
@@ -290,6 +507,7 @@ class CausalSelfAttention(nn.Module):
         self.layer_idx = layer_idx
         self.attn_impl = config.attn_impl
         self.dropout = config.dropout
+        self.uses_rope = config.pos_emb == "rope"
         qkv_out = (config.n_head + 2 * config.n_kv_head) * self.head_dim
         self.c_attn = nn.Linear(config.n_embd, qkv_out, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
@@ -302,14 +520,24 @@ class CausalSelfAttention(nn.Module):
         x: torch.Tensor,
         kv_cache: Optional[KVCache] = None,
         mask: Optional[torch.Tensor] = None,
+        rope: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
-        """x: (B, T, C) -> (B, T, C). ``mask`` (B or 1, 1, T, S) bool, or None for plain causal."""
+        """x: (B, T, C) -> (B, T, C).
+
+        ``mask``: (B or 1, 1, T, S) bool, or None for plain causal attention.
+        ``rope``: the ``(cos, sin)`` of the T positions (from :class:`RotaryEmbedding`);
+        required with ``pos_emb="rope"``.
+        """
         B, T, C = x.shape
         H, Hk, D = self.n_head, self.n_kv_head, self.head_dim
         q, k, v = self.c_attn(x).split([H * D, Hk * D, Hk * D], dim=2)
         q = q.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, Hk, D).transpose(1, 2)  # (B, Hk, T, D)
         v = v.view(B, T, Hk, D).transpose(1, 2)  # (B, Hk, T, D)
+        if self.uses_rope:
+            if rope is None:
+                raise ValueError("this attention uses rotary embeddings: pass rope=(cos, sin)")
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # rotated by their positions
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, Hk, S, D), S = L + T
         if Hk != H:  # grouped-query: each group of H // Hk query heads shares one k/v head
@@ -336,34 +564,50 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward network: C -> 4C -> GELU (tanh form, as GPT-2) -> C."""
+    """Position-wise feed-forward network.
+
+    ``mlp="gelu"`` (GPT-2): C -> F -> GELU (tanh form) -> C.
+    ``mlp="swiglu"`` (Shazeer 2020, Llama): ``c_fc`` computes the gate x W1 and the value
+    x W3 side by side (C -> 2F); the output is (silu(gate) * value) W2 (F -> C).
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.gated = config.mlp == "swiglu"
+        F_ = config.hidden_dim
+        self.c_fc = nn.Linear(config.n_embd, 2 * F_ if self.gated else F_, bias=config.bias)
+        self.c_proj = nn.Linear(F_, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (B, T, C)."""
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        if self.gated:
+            gate, value = self.c_fc(x).chunk(2, dim=-1)  # (B, T, F) each
+            h = F.silu(gate) * value  # (B, T, F)
+        else:
+            h = F.gelu(self.c_fc(x), approximate="tanh")  # (B, T, F)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, config: GPTConfig, layer_idx: int = 0) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
     def forward(
-        self, x: torch.Tensor, kv_cache: Optional[KVCache] = None, mask: Optional[torch.Tensor] = None
+        self,
+        x: torch.Tensor,
+        kv_cache: Optional[KVCache] = None,
+        mask: Optional[torch.Tensor] = None,
+        rope: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
         """(B, T, C) -> (B, T, C)."""
-        x = x + self.attn(self.ln_1(x), kv_cache, mask)
+        x = x + self.attn(self.ln_1(x), kv_cache, mask, rope)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -384,15 +628,16 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
-                wpe=nn.Embedding(config.block_size, config.n_embd),  # learned positions
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias),
-            )
+        modules = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))  # token embeddings
+        if config.pos_emb == "learned":
+            modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)  # learned positions
+        modules.update(
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=make_norm(config),
         )
+        self.transformer = nn.ModuleDict(modules)
+        self.rotary = RotaryEmbedding(config) if config.pos_emb == "rope" else None
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # one matrix, two uses
@@ -412,7 +657,7 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    # ---- forward ---------------------------------------------------------------------
+    # ---- forward, in named steps ------------------------------------------------------
 
     def forward(
         self,
@@ -425,8 +670,8 @@ class GPT(nn.Module):
         """Run the model on token ids.
 
         Args:
-            idx: (B, T) token ids.
-            targets: optional (B, T) next-token ids; -100 marks positions to ignore.
+            idx: (B, T) token ids in [0, V).
+            targets: optional (B, T) next-token ids in [0, V); -100 marks positions to ignore.
             kv_cache: optional :class:`KVCache`; the T new positions are appended to it and
                 attend to everything already cached (prefill when empty, decode when T=1).
             attention_mask: optional (B, S) with S = cached + T; 1 for real tokens, 0 for
@@ -435,52 +680,116 @@ class GPT(nn.Module):
                 length (L, L+1, ..., L+T-1).
         Returns:
             ``(logits, loss)``: logits (B, T, V); loss a scalar or None.
+
+        Ids out of range raise a ValueError naming the argument. The range check reads a
+        value back from the device, so it runs whenever that is free or already paid for:
+        tensors on the CPU, and eval mode (generation, evaluation) on any device. A
+        training step on an accelerator is not checked (the check would synchronise every
+        step); neither is code traced by ``torch.compile``.
         """
-        if idx.dim() != 2:
-            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
-        B, T = idx.shape
+        self._check_inputs(idx, targets)
         L = 0 if kv_cache is None else kv_cache.length
+        positions = self._positions(idx, L, position_ids)  # (B or 1, T)
+        mask = self._mask(idx, L, attention_mask)  # (B, 1, T, S), or None: plain causal
+
+        x = self.embed(idx, positions)  # (B, T, C)
+        x = self.run_blocks(x, positions, kv_cache, mask)  # (B, T, C)
+        x = self.transformer.ln_f(x)  # final norm
+        logits = self.lm_head(x)  # (B, T, V)
+        if kv_cache is not None:
+            kv_cache.advance(idx.size(1))
+        loss = None if targets is None else self.loss(logits, targets)
+        return logits, loss
+
+    def embed(self, idx: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Token vectors, plus learned position vectors: (B, T) ids -> (B, T, C).
+
+        With rotary embeddings nothing is added here: positions enter in the attention.
+        """
+        x = self.transformer.wte(idx)  # (B, T, C)
+        if self.config.pos_emb == "learned":
+            x = x + self.transformer.wpe(positions)  # (B or 1, T, C) broadcast over rows
+        return self.transformer.drop(x)
+
+    def run_blocks(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        kv_cache: Any = None,
+        mask: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """The n_layer transformer blocks: (B, T, C) -> (B, T, C).
+
+        ``positions`` (B or 1, T) give the rotary angles (unused with learned positions);
+        ``kv_cache`` is anything with ``update(layer, k, v) -> (k, v)``.
+        """
+        rope = None if self.rotary is None else self.rotary(positions)  # (cos, sin)
+        for block in self.transformer.h:
+            x = block(x, kv_cache, mask, rope)  # (B, T, C)
+        return x
+
+    @staticmethod
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of (B, T, V) logits against (B, T) targets (-100 ignored)."""
+        return F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+        )
+
+    def _positions(
+        self, idx: torch.Tensor, L: int, position_ids: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """Absolute positions of the T new tokens: (1, T) ``L .. L+T-1``, or the given (B, T)."""
+        T = idx.size(1)
         if position_ids is None:
             if L + T > self.config.block_size:
                 raise ValueError(
                     f"sequence of {L + T} positions exceeds block_size={self.config.block_size}; "
                     "crop the context to the last block_size tokens (lmcourse.generate does this)"
                 )
-            position_ids = torch.arange(L, L + T, device=idx.device).unsqueeze(0)  # (1, T)
-        elif int(position_ids.max()) >= self.config.block_size or int(position_ids.min()) < 0:
+            return torch.arange(L, L + T, device=idx.device).unsqueeze(0)  # (1, T)
+        if position_ids.shape not in ((1, T), (idx.size(0), T)):
+            raise ValueError(f"position_ids must have shape (B, T) = {tuple(idx.shape)}, got {tuple(position_ids.shape)}")
+        if int(position_ids.max()) >= self.config.block_size or int(position_ids.min()) < 0:
             raise ValueError(f"position_ids must be in [0, {self.config.block_size - 1}]")
+        return position_ids
 
-        mask = None
-        if attention_mask is not None:
-            S = L + T
-            if attention_mask.shape != (B, S):
-                raise ValueError(
-                    f"attention_mask must have shape (B, cached + T) = {(B, S)}, "
-                    f"got {tuple(attention_mask.shape)}"
-                )
-            keep = causal_mask(T, S, device=idx.device).unsqueeze(0)  # (1, T, S)
-            keep = keep & attention_mask.bool().unsqueeze(1)  # (B, T, S): no padding keys
-            # A padding query would see no key at all (softmax of all -inf is NaN): let
-            # it see itself. Its output is never used.
-            diag = torch.zeros(T, S, dtype=torch.bool, device=idx.device)
-            diag[torch.arange(T), torch.arange(L, S)] = True
-            mask = (keep | diag).unsqueeze(1)  # (B, 1, T, S), broadcast over heads
-
-        x = self.transformer.wte(idx) + self.transformer.wpe(position_ids)  # (B, T, C)
-        x = self.transformer.drop(x)
-        for block in self.transformer.h:
-            x = block(x, kv_cache, mask)  # (B, T, C)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, V)
-        if kv_cache is not None:
-            kv_cache.advance(T)
-
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
+    @staticmethod
+    def _mask(idx: torch.Tensor, L: int, attention_mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The (B, 1, T, S) mask of a padded batch, or None (plain causal attention)."""
+        if attention_mask is None:
+            return None
+        B, T = idx.shape
+        if attention_mask.shape != (B, L + T):
+            raise ValueError(
+                f"attention_mask must have shape (B, cached + T) = {(B, L + T)}, got {tuple(attention_mask.shape)}"
             )
-        return logits, loss
+        return padded_causal_mask(attention_mask, T)
+
+    def _check_inputs(self, idx: torch.Tensor, targets: Optional[torch.Tensor]) -> None:
+        """Shapes and dtypes always; id ranges where reading them back costs nothing (see forward)."""
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+            raise ValueError(f"idx must be a (B, T) tensor of token ids, got {getattr(idx, 'shape', type(idx))}")
+        if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+            raise ValueError(f"idx must hold integer token ids, got dtype {idx.dtype}")
+        if targets is not None and (not isinstance(targets, torch.Tensor) or targets.shape != idx.shape):
+            raise ValueError(
+                f"targets must have the shape of idx {tuple(idx.shape)}, got {getattr(targets, 'shape', type(targets))}"
+            )
+        if torch.compiler.is_compiling() or (self.training and idx.device.type != "cpu"):
+            return
+        V = self.config.vocab_size
+        if idx.numel() and bool(((idx < 0) | (idx >= V)).any()):
+            raise ValueError(
+                f"idx must hold token ids in [0, {V - 1}] (vocab_size={V}), "
+                f"got values from {int(idx.min())} to {int(idx.max())}"
+            )
+        if targets is not None and targets.numel():
+            bad = ((targets < 0) | (targets >= V)) & (targets != IGNORE_INDEX)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"targets must be token ids in [0, {V - 1}] or {IGNORE_INDEX} (ignored), "
+                    f"got {int(targets[bad][0])}"
+                )
 
     # ---- KV cache --------------------------------------------------------------------
 
@@ -499,6 +808,85 @@ class GPT(nn.Module):
             device=p.device,
             dtype=p.dtype,
         )
+
+    # ---- Hugging Face Llama and pretrained checkpoints -----------------------------------
+
+    @classmethod
+    def from_hf_llama(cls, model_or_state_dict: Any, config: Any = None) -> GPT:
+        """Build a GPT with the weights of a Hugging Face ``LlamaForCausalLM``.
+
+        Accepts the model itself, or its ``state_dict`` together with its ``LlamaConfig``
+        (``config``). The Llama architecture is this GPT with ``pos_emb="rope"``,
+        ``norm="rmsnorm"``, ``mlp="swiglu"``: the separate q/k/v projections are stacked
+        into ``c_attn`` and the gate/up projections into ``c_fc``. Logits equal
+        transformers' in fp32 (default and ``"linear"`` rope scaling).
+        """
+        if isinstance(model_or_state_dict, nn.Module):
+            hf_cfg = model_or_state_dict.config if config is None else config
+            sd = model_or_state_dict.state_dict()
+        else:
+            if config is None:
+                raise ValueError("from_hf_llama needs config (the LlamaConfig) when given a state_dict")
+            hf_cfg, sd = config, dict(model_or_state_dict)
+        sd = {k.removeprefix("model."): v for k, v in sd.items()}
+        tied = "lm_head.weight" not in sd or bool(getattr(hf_cfg, "tie_word_embeddings", False))
+        our_config = GPTConfig.from_hf_llama(hf_cfg, tie_weights=tied)
+        model = cls(our_config)
+        renamed = {"transformer.wte.weight": sd["embed_tokens.weight"], "transformer.ln_f.weight": sd["norm.weight"]}
+        if not our_config.tie_weights:
+            renamed["lm_head.weight"] = sd["lm_head.weight"]
+        for i in range(our_config.n_layer):
+            hf, ours = f"layers.{i}.", f"transformer.h.{i}."
+            renamed[ours + "ln_1.weight"] = sd[hf + "input_layernorm.weight"]
+            renamed[ours + "ln_2.weight"] = sd[hf + "post_attention_layernorm.weight"]
+            names = ("weight", "bias") if our_config.bias else ("weight",)
+            for w in names:
+                a, m = hf + "self_attn.", hf + "mlp."
+                renamed[ours + f"attn.c_attn.{w}"] = torch.cat([sd[a + f"q_proj.{w}"], sd[a + f"k_proj.{w}"], sd[a + f"v_proj.{w}"]])
+                renamed[ours + f"attn.c_proj.{w}"] = sd[a + f"o_proj.{w}"]
+                renamed[ours + f"mlp.c_fc.{w}"] = torch.cat([sd[m + f"gate_proj.{w}"], sd[m + f"up_proj.{w}"]])
+                renamed[ours + f"mlp.c_proj.{w}"] = sd[m + f"down_proj.{w}"]
+        model._copy_in(renamed)
+        return model
+
+    @classmethod
+    def from_pretrained_hf(cls, name_or_path: str, **kwargs: Any) -> tuple[GPT, Any]:
+        """Load a GPT-2 or Llama checkpoint with transformers: ``(model, tokenizer or None)``.
+
+        ``name_or_path`` is a folder written by ``save_pretrained`` or a Hugging Face hub
+        name such as ``"gpt2"`` (downloaded by transformers, e.g. on Colab); ``kwargs``
+        go to ``AutoModelForCausalLM.from_pretrained``. The model comes back in eval mode,
+        on the CPU, in float32; the tokenizer is transformers' ``AutoTokenizer`` for the
+        same name, or None when the folder has none.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # optional, imported lazily
+
+        hf = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        kind = hf.config.model_type
+        if kind == "gpt2":
+            model = cls.from_hf_gpt2(hf)
+        elif kind == "llama":
+            model = cls.from_hf_llama(hf)
+        else:
+            raise ValueError(f"from_pretrained_hf loads 'gpt2' or 'llama' models; {name_or_path!r} is {kind!r}")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        except (OSError, ValueError, TypeError):  # no tokenizer files next to the weights
+            tokenizer = None
+        return model.eval(), tokenizer
+
+    def _copy_in(self, weights: dict[str, torch.Tensor]) -> None:
+        """Copy ``weights`` (our names) into every parameter; every name must be given once."""
+        ours = self.state_dict()
+        missing = set(ours) - set(weights) - ({"lm_head.weight"} if self.config.tie_weights else set())
+        if missing or set(weights) - set(ours):
+            raise ValueError(f"weights do not match the model: missing {sorted(missing)}, "
+                             f"unexpected {sorted(set(weights) - set(ours))}")
+        with torch.no_grad():
+            for key, src in weights.items():
+                if src.shape != ours[key].shape:
+                    raise ValueError(f"shape mismatch for {key}: given {tuple(src.shape)}, model {tuple(ours[key].shape)}")
+                ours[key].copy_(src)
 
     # ---- inspection ------------------------------------------------------------------
 
@@ -527,7 +915,7 @@ class GPT(nn.Module):
         """
         n = sum(p.numel() for p in self.parameters())  # parameters() yields a tied matrix once
         if exclude_embeddings:
-            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+            n -= sum(e.weight.numel() for name, e in self.transformer.items() if name in ("wte", "wpe"))
         return n
 
     def flops_per_token(self, seq_len: Optional[int] = None) -> int:
@@ -601,18 +989,13 @@ class GPT(nn.Module):
         )
         model = cls(config)
         conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-        ours = model.state_dict()
-        with torch.no_grad():
-            for key, target in ours.items():
-                if key == "lm_head.weight" and tied:
-                    continue
-                src_key = key.removeprefix("transformer.")
-                src = sd[src_key]
-                if src_key.endswith(conv1d):
-                    src = src.t()
-                if src.shape != target.shape:
-                    raise ValueError(f"shape mismatch for {key}: HF {tuple(src.shape)} vs {tuple(target.shape)}")
-                target.copy_(src)
+        weights = {}
+        for key in model.state_dict():
+            if key == "lm_head.weight" and tied:
+                continue
+            src_key = key.removeprefix("transformer.")  # HF names are ours without the prefix
+            weights[key] = sd[src_key].t() if src_key.endswith(conv1d) else sd[src_key]
+        model._copy_in(weights)
         return model
 
 

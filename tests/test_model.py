@@ -37,6 +37,21 @@ def make(seed=0, **kw) -> GPT:
         (dict(vocab_size=-1), "vocab_size"),
         (dict(dropout=1.0), "dropout"),
         (dict(attn_impl="flash"), "attn_impl"),
+        (dict(bias="False"), "bias must be True or False"),
+        (dict(tie_weights=1), "tie_weights must be True or False"),
+        (dict(n_head=True), "n_head must be a positive integer"),
+        (dict(layer_norm_eps=float("nan")), "layer_norm_eps must be a finite number"),
+        (dict(layer_norm_eps=float("inf")), "layer_norm_eps must be a finite number"),
+        (dict(layer_norm_eps=0.0), "layer_norm_eps must be > 0"),
+        (dict(dropout="0.1"), "dropout must be a finite number"),
+        (dict(pos_emb="alibi"), "pos_emb must be one of"),
+        (dict(norm="batchnorm"), "norm must be one of"),
+        (dict(mlp="relu"), "mlp must be one of"),
+        (dict(mlp_hidden=0), "mlp_hidden must be a positive integer"),
+        (dict(pos_emb="rope", n_embd=36, n_head=4), "head_dim .* must be even"),
+        (dict(pos_emb="rope", rope_scaling=0.5), "rope_scaling must be >= 1"),
+        (dict(pos_emb="rope", rope_theta=float("inf")), "rope_theta must be a finite number"),
+        (dict(rope_scaling=2.0), "only apply with pos_emb='rope'"),
     ],
 )
 def test_config_validation(kw, message):
@@ -65,6 +80,32 @@ def test_forward_shapes_and_loss_matches_cross_entropy():
     ref = F.cross_entropy(logits.reshape(-1, 37), targets.reshape(-1), ignore_index=-100)
     torch.testing.assert_close(loss, ref)
     assert model(idx)[1] is None
+
+
+def test_forward_rejects_bad_ids_and_targets_naming_them():
+    model = make()
+    good = torch.randint(0, 37, (2, 5))
+    for bad, message in [
+        (torch.tensor([[1, 37]]), r"idx must hold token ids in \[0, 36\]"),
+        (torch.tensor([[-1, 3]]), r"idx must hold token ids in \[0, 36\]"),
+        (torch.ones(1, 3), "idx must hold integer token ids"),
+        (torch.ones(3, dtype=torch.long), "idx must be a \\(B, T\\) tensor"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model(bad)
+    for bad_t, message in [
+        (torch.full((2, 5), 37), "targets must be token ids in"),
+        (torch.full((2, 5), -2), "targets must be token ids in"),
+        (torch.zeros(2, 4, dtype=torch.long), "targets must have the shape of idx"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model(good, bad_t)
+    ignored = torch.full((2, 5), -100)
+    ignored[0, 0] = 3
+    assert torch.isfinite(model(good, ignored)[1])
+    model.train()  # training on the CPU is checked too (reading back a CPU value is free)
+    with pytest.raises(ValueError, match="idx must hold token ids"):
+        model(torch.tensor([[99]]))
 
 
 def test_causal_mask_is_lower_triangular_and_offset():
@@ -210,7 +251,6 @@ def test_param_counts_and_flops():
 def test_untied_head_has_own_matrix():
     model = make(tie_weights=False)
     assert model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr()
-    assert make().lm_head.weight is make().transformer.wte.weight or True
     tied = make()
     assert tied.lm_head.weight.data_ptr() == tied.transformer.wte.weight.data_ptr()
 
