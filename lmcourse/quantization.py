@@ -3,8 +3,9 @@
 - :func:`absmax_quantize` / :func:`dequantize`: symmetric per-row int8 quantization of a
   weight matrix, the arithmetic behind every int8 scheme.
 - :func:`quantize_linear_int8`: PyTorch's dynamic int8 quantization of every
-  ``nn.Linear`` of a model (weights stored in int8, activations quantized on the fly),
-  with its deprecation warnings silenced.
+  ``nn.Linear`` of a model (weights stored in int8 with one scale per output row, like
+  :func:`absmax_quantize`; activations quantized on the fly), with its deprecation
+  warnings silenced.
 - :func:`state_dict_bytes`: the size of a model's saved weights.
 """
 
@@ -41,20 +42,35 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.float() * scale
 
 
-def quantize_linear_int8(model: nn.Module) -> nn.Module:
+def quantize_linear_int8(model: nn.Module, per_row: bool = True) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear`` layers use dynamic int8 quantization (CPU).
 
-    Uses ``torch.ao.quantization.quantize_dynamic``: each Linear's weight is stored as int8
-    with one scale, and at run time the input activations are quantized per batch, the
-    matmul runs in int8 and the result is rescaled to float. Embeddings and LayerNorms
-    stay float32. The original model is not modified. PyTorch marks this API as deprecated
-    in favour of the separate ``torchao`` package; its warnings are silenced here.
+    Uses ``torch.ao.quantization.quantize_dynamic``: each Linear's weight is stored as int8,
+    and at run time the input activations are quantized per batch, the matmul runs in int8
+    and the result is rescaled to float. Embeddings and LayerNorms stay float32. The
+    original model is not modified. PyTorch marks this API as deprecated in favour of the
+    separate ``torchao`` package; its warnings are silenced here.
+
+    Args:
+        model: the float model.
+        per_row: one scale per output row, symmetric (zero point 0) -- the absmax scheme of
+            :func:`absmax_quantize`, except that PyTorch divides by 127.5 and uses the range
+            [-128, 127] (printed as ``qscheme=torch.per_channel_affine``). ``False``: one
+            scale and zero point for the whole matrix (``per_tensor_affine``), PyTorch's
+            default, less accurate when rows differ in size.
     """
+    if not isinstance(per_row, bool):
+        raise TypeError(f"per_row must be a bool, got {per_row!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import (
+            default_dynamic_qconfig,
+            per_channel_dynamic_qconfig,
+            quantize_dynamic,
+        )
 
-        return quantize_dynamic(copy.deepcopy(model).cpu(), {nn.Linear}, dtype=torch.qint8)
+        qconfig = per_channel_dynamic_qconfig if per_row else default_dynamic_qconfig
+        return quantize_dynamic(copy.deepcopy(model).cpu(), {nn.Linear: qconfig}, dtype=torch.qint8)
 
 
 def state_dict_bytes(model: nn.Module) -> int:

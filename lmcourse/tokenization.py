@@ -5,12 +5,13 @@ Chapter 2 (tokenisation) teaches this file; homework 2 checks students' BPE agai
 
 Every tokeniser here has the same small interface (:class:`Tokenizer`):
 
-    encode(text, allow_special=True) -> list[int]
+    encode(text, allow_special=False) -> list[int]
     decode(ids) -> str
     vocab_size                     number of ids, specials included
     special_tokens                 {"<|bos|>": id, ...}
     bos_id, eos_id, pad_id         ids of the three role tokens
     save(path) / Class.load(path)  one file; ``load_tokenizer(path)`` dispatches on it
+    tokenizer_to_dict / tokenizer_from_dict   plain dicts, stored inside checkpoints
 
 Three implementations:
 
@@ -19,11 +20,16 @@ Three implementations:
 * :class:`HFBPETokenizer` -- the same algorithm trained by Hugging Face ``tokenizers``
   (Rust, fast); the default for the chapters.
 
-Special-token rule (all classes): with ``allow_special=True`` (the default, for chat
-templates) every occurrence of a special-token string in the text is encoded as that
-token's single id; overlapping candidates are resolved leftmost first, longest first.
-With ``allow_special=False`` special strings get no treatment at all: they are encoded as
-ordinary text, like any other characters.
+Special-token rule (all classes): by default (``allow_special=False``) text is only text:
+a special-token string such as ``"<|im_end|>"`` inside it is encoded like any other
+characters, so content can never produce a control id. Only a caller who asks for it
+(``allow_special=True``, e.g. a chat template writing its own markers) gets every
+occurrence of a special string encoded as that token's single id; overlapping candidates
+are then resolved leftmost first, longest first. :mod:`lmcourse.chat` encodes the
+template's markers as ids and the messages' contents as text.
+
+Pre-splitting uses GPT-2's regex, which needs the ``regex`` package (a declared
+dependency, preinstalled on Colab): the standard library's ``re`` has no ``\\p{L}``.
 """
 
 from __future__ import annotations
@@ -31,19 +37,14 @@ from __future__ import annotations
 import functools
 import heapq
 import json
+import operator
 import os
 import re
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Optional, Sequence, Union
 
-try:  # ``regex`` supports \p{L}; transformers depends on it, so it is normally present.
-    import regex as _re
-
-    HAVE_REGEX = True
-except ImportError:  # pragma: no cover - exercised only without the package
-    _re = re
-    HAVE_REGEX = False
+import regex as _re  # GPT-2's pattern needs \p{L} / \p{N}; a declared dependency
 
 __all__ = [
     "BOS",
@@ -59,6 +60,8 @@ __all__ = [
     "HFBPETokenizer",
     "bytes_to_unicode",
     "load_tokenizer",
+    "tokenizer_to_dict",
+    "tokenizer_from_dict",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -73,11 +76,7 @@ DEFAULT_SPECIAL_TOKENS: tuple[str, ...] = (BOS, EOS, PAD, IM_START, IM_END)
 # The GPT-2 pre-tokenisation regex (also what HF's ByteLevel pre-tokeniser uses). It cuts
 # text into chunks -- contractions, words with one leading space, numbers, punctuation
 # runs, whitespace -- and BPE never merges across two chunks.
-_GPT2_REGEX = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-# Approximation for the standard-library ``re`` (no \p{..} classes): letters are
-# [^\W\d_], numbers are \d.
-_GPT2_RE_FALLBACK = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
-GPT2_PATTERN = _GPT2_REGEX if HAVE_REGEX else _GPT2_RE_FALLBACK
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
 # --------------------------------------------------------------------------------------
@@ -134,6 +133,37 @@ def _check_specials(special_tokens: Sequence[str]) -> list[str]:
         raise ValueError(f"special_tokens contains duplicates: {specials!r}")
     return specials
 
+
+def _compile_pattern(pattern: Optional[str]) -> Optional[Any]:
+    """Compile a pre-split regex (``None``: no pre-splitting); ValueError if it is invalid."""
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a regex string, 'gpt2' or None, got {type(pattern).__name__}")
+    try:
+        compiled = _re.compile(pattern)
+    except _re.error as e:
+        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from None
+    return compiled
+
+
+def _pre_split(compiled: Optional[Any], piece: str) -> list[str]:
+    """Cut a special-free piece into the chunks BPE merges inside of.
+
+    The chunks must cover the piece exactly: a custom pattern that skips characters
+    would silently lose text, so that is a ValueError.
+    """
+    if compiled is None:
+        return [piece]
+    chunks = [m.group() for m in compiled.finditer(piece)]
+    if sum(map(len, chunks)) != len(piece):
+        raise ValueError(
+            f"pattern {compiled.pattern!r} does not cover the text {piece[:40]!r}: its matches "
+            "must tile every character (end it with an alternative such as '|.' or '|\\s+')"
+        )
+    return chunks
+
+
 def _check_vocab_size(vocab_size: int, n_specials: int) -> None:
     """A byte-level BPE needs room for the 256 bytes and every special token."""
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
@@ -163,7 +193,7 @@ class Tokenizer(ABC):
     special_tokens: dict[str, int]
 
     @abstractmethod
-    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
         """Text to ids. See the module docstring for the special-token rule."""
 
     @abstractmethod
@@ -208,11 +238,25 @@ class Tokenizer(ABC):
         return self._role_id(PAD, "PAD")
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
-        ids = [int(i) for i in ids]
-        for i in ids:
+        """Plain ints in ``range(vocab_size)``: TypeError for floats, strings, bools."""
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be an iterable of integer token ids, got {type(ids).__name__}")
+        out: list[int] = []
+        for k, i in enumerate(ids):
+            # operator.index accepts int, NumPy integers and integer 0-d tensors, and
+            # rejects 1.0, "3" and float tensors instead of truncating them.
+            try:
+                if isinstance(i, bool) or type(i).__name__ == "bool_":
+                    raise TypeError
+                i = operator.index(i)
+            except TypeError:
+                raise TypeError(
+                    f"ids[{k}] must be an integer token id, got {i!r} ({type(i).__name__})"
+                ) from None
             if not 0 <= i < self.vocab_size:
-                raise ValueError(f"token id {i} is out of range [0, {self.vocab_size})")
-        return ids
+                raise ValueError(f"ids[{k}]: token id {i} is out of range [0, {self.vocab_size})")
+            out.append(i)
+        return out
 
 
 # --------------------------------------------------------------------------------------
@@ -276,7 +320,7 @@ class CharTokenizer(Tokenizer):
         """Id of the UNK token, or ``None`` when unknown characters are an error."""
         return None if self.unk is None else self.special_tokens[self.unk]
 
-    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
         _check_text(text)
         ids: list[int] = []
         for piece, is_special in _split_specials(text, self.special_tokens, allow_special):
@@ -338,8 +382,39 @@ def bytes_to_unicode() -> dict[int, str]:
     return table
 
 
+# Training, in four named steps. Step 1 cuts the corpus into chunks (special-token
+# strings removed, so no merge ever reaches into them) and counts each distinct chunk
+# once. Each round then (2) counts the adjacent pairs, weighted by chunk counts, (3)
+# picks the most frequent pair, and (4) merges it everywhere into a new id.
+# ``_learn_merges`` is that loop as written in a textbook (and in homework 2);
+# ``_learn_merges_fast`` gives the same merges by updating the counts incrementally.
+
+
+def _count_chunks(text: str, compiled: Optional[Any], specials: Sequence[str]) -> Counter[str]:
+    """Step 1: ``{chunk: how often it occurs}`` for the special-free pieces of ``text``."""
+    chunk_counts: Counter[str] = Counter()
+    for piece, is_special in _split_specials(text, specials, allow_special=True):
+        if not is_special:
+            chunk_counts.update(_pre_split(compiled, piece))
+    return chunk_counts
+
+
+def _count_pairs(words: list[list[int]], counts: list[int]) -> Counter[tuple[int, int]]:
+    """Step 2: how often each adjacent pair of ids occurs, over all chunks and repeats."""
+    pair_counts: Counter[tuple[int, int]] = Counter()
+    for word, c in zip(words, counts):
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] += c
+    return pair_counts
+
+
+def _most_frequent_pair(pair_counts: dict[tuple[int, int], int]) -> tuple[int, int]:
+    """Step 3: the most frequent pair; ties go to the smallest pair ``(a, b)``."""
+    return min(pair_counts, key=lambda p: (-pair_counts[p], p))
+
+
 def _merge(word: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every non-overlapping occurrence of ``pair`` in ``word``, left to right."""
+    """Step 4: replace every non-overlapping occurrence of ``pair``, left to right."""
     out: list[int] = []
     i = 0
     n = len(word)
@@ -351,6 +426,81 @@ def _merge(word: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(word[i])
             i += 1
     return out
+
+
+def _learn_merges(words: list[list[int]], counts: list[int], n_merges: int) -> list[tuple[int, int]]:
+    """The reference loop: recount every pair, merge the best one, repeat ``n_merges`` times.
+
+    Merge ``r`` creates id ``256 + r``. Stops early when no chunk has two ids left.
+    """
+    merges: list[tuple[int, int]] = []
+    while len(merges) < n_merges:
+        pair_counts = _count_pairs(words, counts)
+        if not pair_counts:
+            break  # every chunk is a single token: nothing left to merge
+        best = _most_frequent_pair(pair_counts)
+        words = [_merge(word, best, 256 + len(merges)) for word in words]
+        merges.append(best)
+    return merges
+
+
+def _learn_merges_fast(
+    words: list[list[int]], counts: list[int], n_merges: int
+) -> list[tuple[int, int]]:
+    """Same merges as :func:`_learn_merges`, without recounting everything each round.
+
+    Pair counts are kept up to date by touching only the chunks that contain the merged
+    pair (``where`` indexes them), and a heap ordered like :func:`_most_frequent_pair`
+    (count descending, then pair ascending) finds the best pair; heap entries whose count
+    has changed since they were pushed are skipped when popped.
+    """
+    words = [list(w) for w in words]
+    pair_counts = _count_pairs(words, counts)
+    where: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for w, word in enumerate(words):
+        for pair in zip(word, word[1:]):
+            where[pair].add(w)
+    heap = [(-c, pair) for pair, c in pair_counts.items()]
+    heapq.heapify(heap)
+
+    merges: list[tuple[int, int]] = []
+    while len(merges) < n_merges:
+        best = None
+        while heap:
+            neg, pair = heapq.heappop(heap)
+            if pair_counts.get(pair, 0) == -neg > 0:  # an up-to-date entry
+                best = pair
+                break
+        if best is None:
+            break  # nothing left to merge
+        new_id = 256 + len(merges)
+        merges.append(best)
+        touched: set[tuple[int, int]] = set()
+        for w in where.pop(best):
+            word, c = words[w], counts[w]
+            for pair in zip(word, word[1:]):  # remove the chunk's old pairs ...
+                pair_counts[pair] -= c
+                touched.add(pair)
+            word = words[w] = _merge(word, best, new_id)
+            for pair in zip(word, word[1:]):  # ... and add its new ones
+                pair_counts[pair] += c
+                where[pair].add(w)
+                touched.add(pair)
+        for pair in touched:
+            c = pair_counts[pair]
+            if c > 0:
+                heapq.heappush(heap, (-c, pair))
+            else:
+                del pair_counts[pair]
+    return merges
+
+
+def _vocab_from_merges(merges: Sequence[tuple[int, int]]) -> dict[int, bytes]:
+    """The 256 bytes, then the bytes of each merged token (``256 + r`` for merge ``r``)."""
+    vocab = {i: bytes([i]) for i in range(256)}
+    for r, (a, b) in enumerate(merges):
+        vocab[256 + r] = vocab[a] + vocab[b]
+    return vocab
 
 
 class BPETokenizer(Tokenizer):
@@ -409,7 +559,7 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(f"special token {s!r} id {i} collides with an ordinary token")
         self._special_strings = {i: s for s, i in self.special_tokens.items()}
         self.pattern = pattern
-        self._compiled = _re.compile(pattern) if pattern is not None else None
+        self._compiled = _compile_pattern(pattern)
         self._cache: dict[str, list[int]] = {}
 
     # ---- training -------------------------------------------------------------------
@@ -421,6 +571,7 @@ class BPETokenizer(Tokenizer):
         vocab_size: int,
         pattern: Optional[str] = "gpt2",
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        fast: bool = False,
     ) -> BPETokenizer:
         """Learn merges on ``text`` until the vocabulary has ``vocab_size`` ids.
 
@@ -436,75 +587,26 @@ class BPETokenizer(Tokenizer):
             text: training corpus.
             vocab_size: at least ``256 + len(special_tokens)``.
             pattern: ``"gpt2"`` (GPT-2 pre-splitting regex), ``None`` (no pre-splitting:
-                simple but slow on large corpora), or a custom regex string.
+                simple but slow on large corpora), or a custom regex string whose
+                matches tile the text.
             special_tokens: special strings, given the ids after the merges.
+            fast: use the incremental trainer (:func:`_learn_merges_fast`): the same
+                merges, much faster for thousands of merges. The default is the plain
+                loop (:func:`_learn_merges`), the reference homework 2 reproduces.
         """
         _check_text(text)
         specials = _check_specials(special_tokens)
         _check_vocab_size(vocab_size, len(specials))
+        if not isinstance(fast, bool):
+            raise TypeError(f"fast must be a bool, got {fast!r}")
         if pattern == "gpt2":
             pattern = GPT2_PATTERN
-        compiled = _re.compile(pattern) if pattern is not None else None
-
-        # 1. Unique chunks with their counts: identical words are merged only once.
-        chunk_counts: Counter[str] = Counter()
-        for piece, is_special in _split_specials(text, specials, True):
-            if is_special:
-                continue
-            if compiled is None:
-                chunk_counts[piece] += 1
-            else:
-                chunk_counts.update(compiled.findall(piece))
+        chunk_counts = _count_chunks(text, _compile_pattern(pattern), specials)  # step 1
         words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
         counts = list(chunk_counts.values())
-
-        # 2. Pair counts, and which words contain each pair.
-        pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)
-        for w, (word, c) in enumerate(zip(words, counts)):
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] += c
-                where[pair].add(w)
-        # Max-heap on (count, then smallest pair); stale entries are skipped when popped.
-        heap = [(-c, pair) for pair, c in pair_counts.items()]
-        heapq.heapify(heap)
-
-        # 3. Merge loop.
-        merges: list[tuple[int, int]] = []
-        n_merges = vocab_size - 256 - len(specials)
-        while len(merges) < n_merges:
-            best = None
-            while heap:
-                neg, pair = heapq.heappop(heap)
-                if pair_counts.get(pair, 0) == -neg > 0:
-                    best = pair
-                    break
-            if best is None:
-                break  # nothing left to merge
-            new_id = 256 + len(merges)
-            merges.append(best)
-            touched: set[tuple[int, int]] = set()
-            for w in where.pop(best):
-                word, c = words[w], counts[w]
-                for pair in zip(word, word[1:]):  # remove the word's old pairs ...
-                    pair_counts[pair] -= c
-                    touched.add(pair)
-                word = words[w] = _merge(word, best, new_id)
-                for pair in zip(word, word[1:]):  # ... and add its new ones
-                    pair_counts[pair] += c
-                    where[pair].add(w)
-                    touched.add(pair)
-            for pair in touched:
-                c = pair_counts[pair]
-                if c > 0:
-                    heapq.heappush(heap, (-c, pair))
-                else:
-                    del pair_counts[pair]
-
-        vocab = {i: bytes([i]) for i in range(256)}
-        for r, (a, b) in enumerate(merges):
-            vocab[256 + r] = vocab[a] + vocab[b]
-        return cls(vocab, merges, specials, pattern)
+        learn = _learn_merges_fast if fast else _learn_merges
+        merges = learn(words, counts, vocab_size - 256 - len(specials))  # steps 2-4
+        return cls(_vocab_from_merges(merges), merges, specials, pattern)
 
     @classmethod
     def from_hf(cls, hf: Union[HFBPETokenizer, Any]) -> BPETokenizer:
@@ -555,16 +657,14 @@ class BPETokenizer(Tokenizer):
             self._cache[chunk] = ids
         return ids
 
-    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
         _check_text(text)
         ids: list[int] = []
         for piece, is_special in _split_specials(text, self.special_tokens, allow_special):
             if is_special:
                 ids.append(self.special_tokens[piece])
-            elif self._compiled is None:
-                ids.extend(self._encode_chunk(piece))
             else:
-                for chunk in self._compiled.findall(piece):
+                for chunk in _pre_split(self._compiled, piece):
                     ids.extend(self._encode_chunk(chunk))
         return ids
 
@@ -652,9 +752,19 @@ class HFBPETokenizer(Tokenizer):
 
         specials = _check_specials(special_tokens)
         _check_vocab_size(vocab_size, len(specials))
+        if not isinstance(text, str) and not isinstance(text, Iterable):
+            raise TypeError(f"text must be a str or an iterable of str, got {type(text).__name__}")
         texts = [text] if isinstance(text, str) else list(text)
         for t in texts:
             _check_text(t)
+        # Like BPETokenizer.train: cut the special strings out first, so that no merge is
+        # learned inside them (HF's trainer would otherwise count "<|", "im", ... as text).
+        pieces = [
+            piece
+            for t in texts
+            for piece, is_special in _split_specials(t, specials, allow_special=True)
+            if not is_special
+        ]
         tok = _HFTokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tok.decoder = decoders.ByteLevel()
@@ -664,14 +774,14 @@ class HFBPETokenizer(Tokenizer):
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
-        tok.train_from_iterator(texts, trainer=trainer)
+        tok.train_from_iterator(pieces, trainer=trainer)
         return cls(tok)
 
     @property
     def vocab_size(self) -> int:
         return self.hf.get_vocab_size(with_added_tokens=True)
 
-    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
         _check_text(text)
         self.hf.encode_special_tokens = not allow_special
         try:
@@ -715,3 +825,64 @@ def load_tokenizer(path: PathLike) -> Tokenizer:
     if "model" in data:
         return HFBPETokenizer.load(path)
     raise ValueError(f"{path} is not a tokenizer file written by lmcourse.tokenization")
+
+
+# --------------------------------------------------------------------------------------
+# Plain-dict (de)serialisation, for checkpoints
+# --------------------------------------------------------------------------------------
+
+TOKENIZER_DICT_VERSION = 1
+
+
+def tokenizer_to_dict(tok: Tokenizer) -> dict[str, Any]:
+    """Describe ``tok`` with plain Python types only (str, int, list, dict, None).
+
+    The result can be stored inside a checkpoint that ``torch.load(..., weights_only=True)``
+    reads back. Its ``"kind"`` key says which class it is: ``"char"``, ``"bpe"`` or ``"hf"``.
+    :func:`tokenizer_from_dict` is the inverse.
+    """
+    if isinstance(tok, CharTokenizer):
+        specials = sorted(tok.special_tokens, key=tok.special_tokens.__getitem__)
+        return {"kind": "char", "version": TOKENIZER_DICT_VERSION, "chars": list(tok.chars),
+                "special_tokens": specials, "unk": tok.unk}
+    if isinstance(tok, BPETokenizer):
+        return {
+            "kind": "bpe",
+            "version": TOKENIZER_DICT_VERSION,
+            "pattern": tok.pattern,
+            "vocab": [[i, b.hex()] for i, b in sorted(tok.vocab.items())],
+            "merges": [[a, b] for a, b in tok.merges],
+            "merge_ids": [tok._ranks[p][1] for p in tok.merges],
+            "special_tokens": dict(tok.special_tokens),
+        }
+    if isinstance(tok, HFBPETokenizer):
+        return {"kind": "hf", "version": TOKENIZER_DICT_VERSION, "json": tok.hf.to_str()}
+    raise TypeError(
+        f"tok must be a CharTokenizer, BPETokenizer or HFBPETokenizer, got {type(tok).__name__}"
+    )
+
+
+def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
+    """Rebuild the tokenizer described by :func:`tokenizer_to_dict`."""
+    if not isinstance(d, dict):
+        raise TypeError(f"d must be a dict written by tokenizer_to_dict, got {type(d).__name__}")
+    kind = d.get("kind")
+    if d.get("version", TOKENIZER_DICT_VERSION) != TOKENIZER_DICT_VERSION:
+        raise ValueError(
+            f"tokenizer dict version {d.get('version')!r} is not supported "
+            f"(this lmcourse reads version {TOKENIZER_DICT_VERSION})"
+        )
+    try:
+        if kind == "char":
+            return CharTokenizer(d["chars"], d["special_tokens"], d.get("unk"))
+        if kind == "bpe":
+            vocab = {int(i): bytes.fromhex(h) for i, h in d["vocab"]}
+            merges = [(int(a), int(b)) for a, b in d["merges"]]
+            return BPETokenizer(vocab, merges, dict(d["special_tokens"]), d["pattern"], d["merge_ids"])
+        if kind == "hf":
+            from tokenizers import Tokenizer as _HFTokenizer
+
+            return HFBPETokenizer(_HFTokenizer.from_str(d["json"]))
+    except KeyError as e:
+        raise ValueError(f"tokenizer dict of kind {kind!r} lacks the key {e.args[0]!r}") from None
+    raise ValueError(f"tokenizer dict 'kind' must be 'char', 'bpe' or 'hf', got {kind!r}")
