@@ -1,20 +1,23 @@
 """Command line: ``python -m lmcourse {train,sample,bench-train,bench-generate} ...``.
 
 Each sub-command lives in ``lmcourse/cli/<name>.py`` with ``add_arguments(parser)`` and
-``run(args) -> int``. Bad arguments give a usage error (exit 2), never a traceback.
+``run(args) -> int``. Bad arguments give a usage error naming the option (exit 2) and
+failures while running (a full disk, a corrupt checkpoint, too little memory) a one-line
+error (exit 1); never a traceback (set ``LMCOURSE_DEBUG=1`` to see one).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
 COMMANDS = {
     "train": ("lmcourse.cli.train", "train a model from a preset (torchrun for several GPUs)"),
     "sample": ("lmcourse.cli.sample", "generate text from a checkpoint"),
-    "bench-train": ("lmcourse.cli.bench_train", "benchmark training speed of a preset"),
+    "bench-train": ("lmcourse.cli.bench_train", "benchmark training speed: the Trainer vs a plain loop"),
     "bench-generate": ("lmcourse.cli.bench_generate", "benchmark generation speed (KV cache, HF, speculative)"),
 }
 
@@ -30,18 +33,28 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _parser=p)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m lmcourse`` and of the ``lmcourse`` script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args._argv = argv  # recorded in the metadata of what train exports
+    sub = args._parser
+    if os.environ.get("LMCOURSE_DEBUG"):
+        return int(args._run(args) or 0)
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"{parser.prog} {args.command}: error: {e}\n")
+    except (ValueError, TypeError, FileNotFoundError) as e:  # what the user asked for is wrong
+        sub.exit(2, f"{sub.prog}: error: {e}\n")
+    except (OSError, MemoryError, RuntimeError) as e:  # full disk, out of memory, ...
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        sub.exit(1, f"{sub.prog}: failed: {type(e).__name__}: {message[:500]}\n")
+    except KeyboardInterrupt:
+        sub.exit(130, f"{sub.prog}: interrupted\n")
     return 0
 
 

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterator, Optional, Union
 
@@ -929,30 +927,6 @@ class GPT(nn.Module):
         n = self.num_params(exclude_embeddings=True) + cfg.vocab_size * cfg.n_embd  # + lm head
         return 6 * n + 12 * cfg.n_layer * cfg.n_embd * T
 
-    # ---- save / load -----------------------------------------------------------------
-
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Write config + weights to one file, atomically (temp file, then rename)."""
-        payload = {"format": "lmcourse-gpt", "config": self.config.to_dict(), "state_dict": self.state_dict()}
-        atomic_torch_save(payload, path)
-
-    @classmethod
-    def load(cls, path: Union[str, os.PathLike], map_location: Any = "cpu") -> GPT:
-        """Load a model written by :meth:`save` (or a trainer checkpoint holding one)."""
-        payload = load_checkpoint_file(path, map_location)
-        if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
-            raise ValueError(f"{os.fspath(path)!r} is not an lmcourse model file (no config/state_dict)")
-        config = payload["config"]
-        if isinstance(config, dict) and "model" in config:  # a trainer checkpoint
-            config = config["model"]
-        model = cls(GPTConfig.from_dict(config))
-        state = payload.get("model_state_dict", payload["state_dict"])
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise ValueError(f"weights in {os.fspath(path)!r} do not match its config: {e}") from e
-        return model
-
     # ---- Hugging Face GPT-2 -----------------------------------------------------------
 
     @classmethod
@@ -997,40 +971,3 @@ class GPT(nn.Module):
             weights[key] = sd[src_key].t() if src_key.endswith(conv1d) else sd[src_key]
         model._copy_in(weights)
         return model
-
-
-# --------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------
-
-
-def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
-
-    A crash mid-write leaves the previous file intact, never a half-written one.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def load_checkpoint_file(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Any:
-    """``torch.load`` with clear errors for a missing or corrupt file."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint file at {path!r}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated zip, wrong format, ...
-        raise ValueError(f"{path!r} is corrupt or not a torch checkpoint: {e}") from e

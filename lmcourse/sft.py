@@ -72,26 +72,31 @@ def finetune(model: GPT, tokenizer, steps: int = 150, batch_size: int = 16, lr: 
              seed: int = 0, device: Optional[str] = None) -> list[float]:
     """SFT on :func:`training_conversations` with the assistant mask; returns every step's loss.
 
+    The loop is :class:`lmcourse.train.Trainer` with a batch source (random conversations
+    made into ``sft_batch`` batches): AdamW at a constant ``lr``, no weight decay, no
+    clipping, float32.
+
     Args:
         model: the model to fine-tune in place (left in eval mode).
         tokenizer: its tokenizer (must have the ChatML specials).
         steps, batch_size, lr, seed: the run's settings.
-        device: where the batches go (default: the model's device).
+        device: where to train (default: the model's device).
     """
+    from .train import TrainConfig, Trainer
+
     device = device or next(model.parameters()).device
     data = [encode_chat(c, tokenizer) for c in training_conversations()]
     rng = random.Random(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        x, y = sft_batch(rng.sample(data, batch_size))
-        _, loss = model(x.to(device), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    config = TrainConfig(
+        lr=lr, min_lr=lr, warmup_iters=0, max_iters=steps, batch_size=batch_size,
+        block_size=max(len(ids) for ids, _ in data) - 1, weight_decay=0.0, betas=(0.9, 0.999),
+        grad_clip=0.0, eval_interval=0, log_interval=1, seed=seed, device=str(device),
+        dtype="float32", progress=False,
+    )
+    losses: list[float] = []
+    trainer = Trainer(model, config, lambda: sft_batch(rng.sample(data, batch_size)),
+                      callbacks=[lambda t, r: losses.append(r["loss"]) if r["kind"] == "train" else None])
+    trainer.train()
     model.eval()
     return losses
 
@@ -103,19 +108,17 @@ def load_herald(path: Optional[Union[str, Path]] = None,
                 device: Optional[Union[str, torch.device]] = None) -> tuple[GPT, Any, dict]:
     """The shipped char model after SFT on the herald conversations.
 
-    ``scripts/finetune_chat_demo.py`` wrote the file (fp16 weights of ``shakespeare-char``
-    after :func:`finetune`, with its settings and per-step losses in the metadata).
+    ``scripts/finetune_chat_demo.py`` wrote the file, an :mod:`lmcourse.checkpoint` file
+    (fp16 weights of ``shakespeare-char`` after :func:`finetune`, its tokenizer, and the
+    settings and per-step losses in ``meta``), loaded with ``weights_only=True``.
 
     Returns:
         ``(model, tokenizer, metadata)``; the model is in eval mode, in fp32.
     """
-    from .model import load_checkpoint_file
-    from .pretrained import load_pretrained
+    from .checkpoint import load, load_model
 
-    payload = load_checkpoint_file(path or HERALD_PATH)
-    if not isinstance(payload, dict) or payload.get("format") != "lmcourse-chat-demo":
-        raise ValueError(f"{path or HERALD_PATH} is not a chat-demo checkpoint")
-    model, tok = load_pretrained(payload["metadata"]["base"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in payload["state_dict"].items()})
-    return model.to(device or "cpu").eval(), tok, dict(payload["metadata"])
+    path = path or HERALD_PATH
+    model, tok = load_model(path, device=device)
+    if tok is None:
+        raise ValueError(f"{path} holds no tokenizer; it is not the chat-demo checkpoint")
+    return model, tok, dict(load(path, check=False)["meta"])

@@ -17,9 +17,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 import lmcourse
+from lmcourse import checkpoint
 from lmcourse.sft import INTENTS, NAMES, finetune
 
 
@@ -32,12 +31,13 @@ def main() -> None:
     t0 = time.time()
     losses = finetune(model, tok, steps=args.steps)
     seconds = time.time() - t0
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     meta = {"base": "shakespeare-char", "steps": args.steps, "batch_size": 16, "lr": 1e-3,
             "seed": 0, "train_seconds": round(seconds, 1), "n_conversations": len(NAMES) * len(INTENTS),
             "losses": [round(v, 4) for v in losses],
             "command": f"python scripts/finetune_chat_demo.py --steps {args.steps}"}
-    torch.save({"format": "lmcourse-chat-demo", "state_dict": state, "metadata": meta}, args.out)
+    # an lmcourse.checkpoint file (loads with weights_only=True), fp16 weights to keep it small
+    checkpoint.save(args.out, model.half(), tok, step=args.steps, meta=meta,
+                    metrics={"final_loss": meta["losses"][-1]})
     print(f"{args.steps} steps in {seconds:.0f} s, final loss {losses[-1]:.4f}; wrote {args.out}")
 
 

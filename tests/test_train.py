@@ -7,12 +7,15 @@ import math
 import pytest
 import torch
 
+from lmcourse import checkpoint
+from lmcourse.data import get_batch
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.train import (
     PRESETS,
     TrainConfig,
     Trainer,
     TrainingDiverged,
+    draw_windows,
     list_checkpoints,
     lr_at,
     param_groups,
@@ -109,7 +112,10 @@ def test_keep_last_and_bad_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="different model"):
         Trainer(other, _config(), data).resume(list_checkpoints(tmp_path)[0])
     with pytest.raises(FileNotFoundError):
-        Trainer(_model(), _config(), data).resume(tmp_path / "empty")
+        Trainer(_model(), _config(), data).resume(tmp_path / "missing.pt")
+    # a run folder without a checkpoint yet: resume starts fresh (the same command restarts)
+    fresh = Trainer(_model(), _config(), data)
+    assert fresh.resume(tmp_path / "empty") == 0 and fresh.last_checkpoint is None
 
 
 def test_nan_loss_raises_and_keeps_last_good_checkpoint(tmp_path):
@@ -135,3 +141,118 @@ def test_presets():
     assert model_kw["n_embd"] == 128 and cfg.max_iters == 5 and cfg.batch_size == 12
     with pytest.raises(ValueError, match="available"):
         preset("nope")
+
+
+def test_draw_windows_on_cpu_are_get_batch():
+    data = _data()
+    a = draw_windows(data, 5, 16, torch.Generator().manual_seed(4))
+    b = get_batch(data, 5, 16, torch.Generator().manual_seed(4))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_train_step_does_not_read_the_loss_back():
+    """The step returns the loss as a tensor; the loop reads it only on logging steps."""
+    trainer = Trainer(_model(), _config(log_interval=3, eval_interval=0, max_iters=6), _data())
+    loss = trainer.train_step()
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0 and not loss.requires_grad
+    trainer.train()
+    assert [h["step"] for h in trainer.history if h["kind"] == "train"] == [3, 6]
+
+
+def _overfit_setup(tmp_path, **kw):
+    """A model big enough to memorise 300 tokens of a Markov chain, judged on fresh text."""
+    from lmcourse.data import MarkovSource
+
+    source = MarkovSource(vocab_size=11, order=1, seed=0, concentration=0.3)
+    train_ids = source.sample(300, generator=torch.Generator().manual_seed(1))
+    val_ids = source.sample(3000, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=48))
+    cfg = _config(max_iters=120, lr=1e-2, min_lr=1e-2, warmup_iters=5, weight_decay=0.0,
+                  batch_size=16, eval_interval=10, eval_iters=4, log_interval=10,
+                  ckpt_dir=str(tmp_path), **kw)
+    return Trainer(model, cfg, train_ids, val_ids)
+
+
+def test_overfitting_run_keeps_its_best(tmp_path):
+    trainer = _overfit_setup(tmp_path)
+    trainer.train()
+    evals = [h for h in trainer.history if h["kind"] == "eval"]
+    best = min(evals, key=lambda h: h["val_loss"])
+    assert evals[-1]["val_loss"] > best["val_loss"] + 0.05, "the run should overfit"
+    assert (trainer.best_step, trainer.best_val_loss) == (best["step"], best["val_loss"])
+    saved = checkpoint.load(tmp_path / checkpoint.BEST_NAME)
+    assert saved["step"] == best["step"] and saved["optimizer"] is None
+    # the folder's model (what `sample --ckpt DIR` and GPT.load use) is the best one
+    model, _ = checkpoint.load_model(tmp_path)
+    from lmcourse.train import estimate_loss
+
+    val = trainer.val_data
+    assert estimate_loss(model, val, 4, 16, 16, 3) == pytest.approx(best["val_loss"], abs=1e-5)
+    # ...while resume takes the latest
+    assert Trainer(_overfit_setup(tmp_path / "x").model, trainer.config, trainer.train_data).resume(tmp_path) == 120
+    assert trainer.load_best() == best["step"]
+
+
+def test_early_stopping(tmp_path):
+    trainer = _overfit_setup(tmp_path, patience=3)
+    trainer.train()
+    evals = [h for h in trainer.history if h["kind"] == "eval"]
+    assert trainer.stopped_early and trainer.step < 120
+    assert evals[-1]["step"] == trainer.best_step + 30  # three evaluations without a new best
+
+
+def test_batch_source_and_hooks():
+    data = _data()
+    g = torch.Generator().manual_seed(0)
+    seen = []
+
+    def source():
+        return get_batch(data, 4, 16, g)
+
+    def hook(trainer, x, y):
+        seen.append(trainer.step)
+        return x, y
+
+    trainer = Trainer(_model(), _config(max_iters=3, eval_interval=0), source, data, batch_hooks=[hook])
+    trainer.train()
+    assert seen == [0, 1, 2] and trainer.history[-1]["kind"] == "eval"
+    batches = iter([get_batch(data, 4, 16, g) for _ in range(2)])
+    with pytest.raises(ValueError, match="ran out"):
+        Trainer(_model(), _config(max_iters=3), batches).train()
+    with pytest.raises(TypeError, match="train_data"):
+        Trainer(_model(), _config(), 3.5)
+
+
+def test_sft_finetune_is_the_plain_loop():
+    """sft.finetune (now the Trainer with a batch source) equals a hand-written SFT loop."""
+    import random
+
+    from lmcourse.chat import encode_chat
+    from lmcourse.sft import finetune, sft_batch, training_conversations
+    from lmcourse.tokenization import CharTokenizer
+
+    tok = CharTokenizer.from_text("".join(m["content"] for c in training_conversations() for m in c) + "\n")
+    data = [encode_chat(c, tok) for c in training_conversations()]
+
+    def fresh():
+        torch.manual_seed(0)
+        return GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=128, n_layer=1, n_head=2, n_embd=16))
+
+    ours = fresh()
+    losses = finetune(ours, tok, steps=3, batch_size=4, lr=1e-3, seed=0, device="cpu")
+    ref = fresh()
+    rng = random.Random(0)
+    opt = torch.optim.AdamW(ref.parameters(), lr=1e-3, weight_decay=0.0)
+    ref_losses = []
+    for _ in range(3):
+        x, y = sft_batch(rng.sample(data, 4))
+        _, loss = ref(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ref_losses.append(loss.item())
+    assert losses == pytest.approx(ref_losses, abs=1e-6)
+    for a, b in zip(ours.state_dict().values(), ref.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert not ours.training

@@ -58,7 +58,7 @@ def test_two_ranks_equal_one_process_with_double_batch(ddp_run, accum):
 
 def test_only_rank_zero_writes_checkpoints(ddp_run):
     for accum in (1, 2):
-        assert sorted(os.listdir(ddp_run / f"ckpt_rank0_accum{accum}")) == ["ckpt_0000003.pt", "ckpt_0000006.pt"]
+        assert sorted(os.listdir(ddp_run / f"ckpt_rank0_accum{accum}")) == ["best.pt", "ckpt_0000003.pt", "ckpt_0000006.pt"]
         assert not (ddp_run / f"ckpt_rank1_accum{accum}").exists()
 
 
@@ -66,6 +66,7 @@ def test_cli_under_torchrun(tmp_path):
     out = tmp_path / "run"
     proc = _torchrun("-m", "lmcourse", "train", "--preset", "cpu-tiny", "--out", str(out),
                      "--max-iters", "2", "--device", "cpu", "--no-progress", cwd=str(tmp_path))
-    assert proc.stdout.count("val loss") == 1, proc.stdout  # only rank 0 reports
+    assert proc.stdout.count("step 2: val loss") == 1, proc.stdout  # only rank 0 reports
     assert "2 processes" in proc.stdout
     assert [f for f in os.listdir(out) if f.startswith("ckpt_")] == ["ckpt_0000002.pt"]
+    assert "best.pt" in os.listdir(out)
