@@ -1,0 +1,125 @@
+"""What a long context costs: a cost model for KV memory, attention FLOPs and ring attention.
+
+Chapter 10b (long contexts) teaches this file. Every function is arithmetic on a model's
+shape; nothing here runs a model.
+
+Notation: n tokens of context, L layers, H query heads and Hk key/value heads of size D
+(so the model width is C = H * D), P parameters, G devices.
+
+* KV cache: 2 (keys and values) * L * Hk * D * n * bytes per element
+  (:func:`lmcourse.model.kv_cache_bytes`).
+* Prefill FLOPs (the forward pass over the prompt): 2 * P * n for the weights
+  (a multiply and an add per weight per token) plus the attention matmuls
+  QK^T and AV: 2 * 2 * L * H * D * n^2 / 2 with the causal mask halving them.
+* Ring attention (Liu et al. 2023): the sequence is split into G blocks, one per device.
+  Each device keeps its queries and passes its key/value block around a ring, G - 1 hops,
+  so every query block meets every key/value block while a device never holds more than
+  two KV blocks. Per device: KV memory 1/G of the total (plus the block in flight),
+  attention FLOPs 1/G of the total, and each device sends (G - 1) KV blocks per layer.
+  The transfer of the next block hides behind the attention on the current one when
+  computing a block takes longer than sending it: per layer, a block pair costs
+  4 * H * D * b^2 FLOPs (b tokens per block, no mask) and sending a KV block
+  2 * Hk * D * b * bytes, so the block must hold at least
+  b >= 2 * Hk * bytes * flops_per_s / (4 * H * bytes_per_s) tokens (:func:`ring_overlap_block`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lmcourse.model import kv_cache_bytes
+
+__all__ = [
+    "LLAMA3_8B",
+    "ModelShape",
+    "RingCost",
+    "attention_flops",
+    "prefill_flops",
+    "ring_attention",
+    "ring_overlap_block",
+]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers the cost model needs (a published model's shape, or an lmcourse config)."""
+
+    name: str
+    n_params: float
+    n_layer: int
+    n_head: int
+    n_kv_head: int
+    head_dim: int
+
+    def __post_init__(self) -> None:
+        for f in ("n_params", "n_layer", "n_head", "n_kv_head", "head_dim"):
+            if not getattr(self, f) > 0:
+                raise ValueError(f"ModelShape.{f} must be > 0, got {getattr(self, f)!r}")
+        if self.n_head % self.n_kv_head:
+            raise ValueError("ModelShape.n_kv_head must divide n_head")
+
+    def kv_bytes(self, n_tokens: int, bytes_per_elem: int = 2) -> int:
+        """Bytes of the KV cache for ``n_tokens`` tokens (one sequence)."""
+        return kv_cache_bytes(self.n_layer, self.n_kv_head, self.head_dim, n_tokens, 1, bytes_per_elem)
+
+
+# Llama 3 8B: 32 layers, 32 query heads, 8 KV heads of 128 (Meta's published config).
+LLAMA3_8B = ModelShape("Llama-3-8B", 8.03e9, 32, 32, 8, 128)
+
+
+def _check_tokens(n_tokens: int) -> None:
+    if not isinstance(n_tokens, int) or n_tokens < 1:
+        raise ValueError(f"n_tokens must be an integer >= 1, got {n_tokens!r}")
+
+
+def attention_flops(shape: ModelShape, n_tokens: int, causal: bool = True) -> float:
+    """FLOPs of the attention matmuls (QK^T and weights @ V) of a prefill of ``n_tokens``."""
+    _check_tokens(n_tokens)
+    full = 2 * 2 * shape.n_layer * shape.n_head * shape.head_dim * float(n_tokens) ** 2
+    return full / 2 if causal else full
+
+
+def prefill_flops(shape: ModelShape, n_tokens: int) -> tuple[float, float]:
+    """``(weight_flops, attention_flops)`` of a causal prefill: 2 P n and the n^2 term."""
+    _check_tokens(n_tokens)
+    return 2 * shape.n_params * n_tokens, attention_flops(shape, n_tokens)
+
+
+@dataclass
+class RingCost:
+    """Per-device cost of ring attention over ``devices`` devices (see the module text)."""
+
+    devices: int
+    kv_bytes_per_device: float
+    attention_flops_per_device: float
+    bytes_sent_per_device: float
+
+
+def ring_attention(shape: ModelShape, n_tokens: int, devices: int, bytes_per_elem: int = 2) -> RingCost:
+    """Per-device KV memory, attention FLOPs and bytes sent for ring attention.
+
+    Memory counts the device's own KV block plus the one it is receiving; the bytes sent
+    are the G - 1 KV blocks each device forwards, for all layers, during one prefill.
+    """
+    _check_tokens(n_tokens)
+    if not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"devices must be an integer >= 1, got {devices!r}")
+    block = shape.kv_bytes(n_tokens, bytes_per_elem) / devices
+    return RingCost(
+        devices=devices,
+        kv_bytes_per_device=block * (2 if devices > 1 else 1),
+        attention_flops_per_device=attention_flops(shape, n_tokens) / devices,
+        bytes_sent_per_device=block * (devices - 1),
+    )
+
+
+def ring_overlap_block(shape: ModelShape, flops_per_s: float, bytes_per_s: float, bytes_per_elem: int = 2) -> float:
+    """Smallest block (tokens per device) for which ring attention hides its communication.
+
+    Computing one (query block, KV block) pair, unmasked, takes 4 H D b^2 / flops_per_s
+    seconds per layer; sending the next KV block takes 2 Hk D b bytes / bytes_per_s.
+    Returns the b at which the two are equal; larger blocks are compute-bound.
+    """
+    if not flops_per_s > 0 or not bytes_per_s > 0:
+        raise ValueError("flops_per_s and bytes_per_s must be > 0")
+    return 2 * shape.n_kv_head * bytes_per_elem * flops_per_s / (4 * shape.n_head * bytes_per_s)
