@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONHASHSEED := 0
 
-.PHONY: venv book test lint colab-check gpu-check assignments grade-demo clean pretrained
+.PHONY: venv system-deps book test lint colab-check gpu-check browser-check assignments grade-demo clean pretrained
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
+## Debian packages the tests drive: headless Chromium for the explorers' browser test.
+## Installed with apt-get only when missing (needs root or sudo).
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || sh scripts/install_browser.sh
+
 ## Build the book from clean: every notebook executed, any warning or failing cell fails.
 book: venv
 	rm -rf _build
@@ -24,10 +29,15 @@ book: venv
 
 ## Run every test: ruff, unit tests, notebook/book checks, the nbgrader grading pipeline,
 ## then the students' path (colab-check).
-test: venv
+test: venv system-deps
 	$(VENV)/bin/ruff check .
-	MPLBACKEND=Agg $(PY) -m pytest
+	LMCOURSE_REQUIRE_BROWSER=1 MPLBACKEND=Agg $(PY) -m pytest
 	$(MAKE) colab-check
+
+## The in-page explorers of the built book (_build/html, after `make book`) in headless
+## Chromium, from file:// with no network.
+browser-check: venv system-deps
+	LMCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_browser.py -k built_book
 
 ## Every chapter and assignment (solutions filled in) in a fresh Colab-like venv that has
 ## only Colab's preinstalled packages plus the lmcourse wheel, installed by the setup cell.
@@ -54,4 +64,6 @@ clean:
 
 ## Retrain the shipped checkpoint (the command recorded in its metadata).
 pretrained: venv
-	$(PY) scripts/train_pretrained.py --name shakespeare-char --max-iters 2000 --lr 2e-3 --warmup-iters 100
+	$(PY) -m lmcourse train --preset cpu-tiny --out runs/pretrained --device cpu --threads 2 \
+		--block-size 128 --max-iters 2000 --lr 2e-3 --warmup-iters 100 \
+		--export-pretrained shakespeare-char

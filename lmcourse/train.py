@@ -717,8 +717,6 @@ class Trainer:
         self.last_checkpoint = path
         return self.step
 
-    # Chapter 9 prints this hook's source under its old name.
-    _scheduled_sampling = staticmethod(scheduled_sampling)
 
 
 def _as_source(data: Any) -> Callable[[], Batch]:

@@ -30,15 +30,19 @@ FIGURE_CHAPTERS = [
     "book/03_logits_softmax",
     "book/04_training",
     "book/05_causal_masking",
+    "book/05b_transformer",
+    "book/05c_modern_architecture",
     "book/06_generation_loop",
     "book/07_kv_cache",
     "book/08_decoding",
     "book/09_exposure_bias",
     "book/10_context_length",
+    "book/10b_long_contexts",
     "book/11_fast_inference",
     "book/12_scaling",
     "book/13_beyond_text",
     "book/14_api_to_tokens",
+    "book/15b_grounding_tools_preferences",
 ]
 
 ERROR_MARKERS = [

@@ -5,7 +5,7 @@ Usage: python scripts/colab_check.py [--jobs 2] [--only NAME ...] [--venv DIR] [
 1. Builds the lmcourse wheel from this checkout (``pip wheel --no-deps``).
 2. Creates a fresh virtual environment holding only what a Colab runtime preinstalls
    (``COLAB_PACKAGES``: torch, numpy, matplotlib, ipywidgets, ipykernel, tqdm, tokenizers,
-   pandas; torch pinned to the version of the running interpreter's torch) and registers
+   pandas, transformers; torch pinned to the version of the running interpreter's torch) and registers
    it as a Jupyter kernel.
 3. Installs the wheel the way a student's notebook does: it runs the notebooks' setup
    cell (``scripts/new_chapter.py``'s ``SETUP_CELL``) in that kernel with
@@ -42,7 +42,10 @@ from typing import Optional
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # What a fresh Colab runtime has preinstalled, among the packages lmcourse could need.
-COLAB_PACKAGES = ["numpy", "matplotlib", "ipywidgets", "ipykernel", "tqdm", "tokenizers", "pandas"]
+# transformers is preinstalled on Colab too; only chapter 5c's Llama parity check uses it.
+COLAB_PACKAGES = [
+    "numpy", "matplotlib", "ipywidgets", "ipykernel", "tqdm", "tokenizers", "pandas", "transformers",
+]
 KERNEL = "lmcourse-colab"
 
 
