@@ -35,6 +35,15 @@ def test_notebook_committed_without_outputs(path):
             assert cell.get("execution_count") is None, f"{path.name} has execution counts"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    # nbformat 4.5 requires cell ids; a cell inserted by a script without one makes every
+    # execution warn (MissingIDFieldWarning) and will be an error in later nbformat versions
+    ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]
+    assert None not in ids, f"{path.name}: cells {[i for i, c in enumerate(ids) if c is None]} have no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: duplicated cell ids"
+
+
 def _setup_cell() -> str:
     spec = importlib.util.spec_from_file_location("new_chapter", ROOT / "scripts" / "new_chapter.py")
     module = importlib.util.module_from_spec(spec)
