@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONHASHSEED := 0
 
-.PHONY: venv book test lint assignments grade-demo clean pretrained
+.PHONY: venv book test lint assignments grade-demo grade clean pretrained
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,21 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-## Regenerate the student release (assignments/) from solutions/ with nbgrader.
+## Regenerate solutions/ from scripts/homework/*.py (jupytext) and the student release
+## (assignments/) with nbgrader.
 assignments: venv
+	$(PY) scripts/build_homework.py
 	$(PY) scripts/release_assignments.py
 
-## Grade demo: a solution, a stub and a cheat for every assignment, scored by nbgrader.
+## Grade demo: honest and attacking made-up students for every homework, graded in the sandbox.
 grade-demo: venv
+	sh scripts/install_bubblewrap.sh
 	$(PY) scripts/grade_demo.py
+
+## Grade a whole class: make grade HW=hw3_causal_attention (submitted/<student>/HW/HW.ipynb).
+grade: venv
+	sh scripts/install_bubblewrap.sh
+	$(PY) scripts/grade.py $(HW)
 
 clean:
 	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv

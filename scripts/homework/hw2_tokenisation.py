@@ -68,12 +68,15 @@ VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
 # in `train_bpe` and `encode`.
 
 # %% nbgrader={"grade": false, "grade_id": "pretokenize", "locked": true, "schema_version": 3, "solution": false}
-from lmcourse.tokenization import GPT2_PATTERN  # the GPT-2 pre-splitting regex, a string
-
+# The GPT-2 pre-splitting regex, as in lmcourse.tokenization.GPT2_PATTERN.
 try:
-    import regex as _regex  # understands \p{L} (any letter) in GPT2_PATTERN
-except ImportError:  # without it lmcourse uses an equivalent pattern for `re`
+    import regex as _regex  # understands \p{L} (any letter) and \p{N} (any digit)
+
+    GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+except ImportError:  # the standard library's `re`: letters are [^\W\d_], digits \d
     import re as _regex
+
+    GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
 
 _CHUNK = _regex.compile(GPT2_PATTERN)
 
