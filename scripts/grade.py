@@ -180,11 +180,9 @@ class Sandbox:
             n -= len(b)
         return b"".join(chunks)
 
-    def request(self, msg: dict, timeout: Optional[float] = None) -> dict:
+    def _send(self, msg: dict) -> None:
         import torch
 
-        if self.dead:
-            raise StudentError("the sandbox was restarted")
         buf = io.BytesIO()
         torch.save(msg, buf)
         try:
@@ -193,7 +191,27 @@ class Sandbox:
         except BrokenPipeError:
             self.kill()
             raise StudentError("the Python process running your code died") from None
+
+    def request(self, msg: dict, timeout: Optional[float] = None, callbacks=(), part=None) -> dict:
+        """Send ``msg``; answer the calls of ``callbacks`` (grader functions) until the reply."""
+        if self.dead:
+            raise StudentError("the sandbox was restarted")
+        self._send(msg)
         deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            reply = self._receive(deadline)
+            if "callback" not in reply:
+                return reply
+            try:
+                fn = callbacks[int(reply["callback"])]
+                result = fn(*decode(reply["args"], part), **decode(reply["kwargs"], part))
+                self._send({"ok": encode(result, {"gens": [], "models": [], "optims": [], "callbacks": []}, part)})
+            except Exception as e:  # noqa: BLE001 - reported to the student's code as an error
+                self._send({"error": f"{type(e).__name__}: {e}"})
+
+    def _receive(self, deadline: float) -> dict:
+        import torch
+
         (n,) = struct.unpack("<Q", self._read(8, deadline))
         if n > 1 << 30:
             self.kill()
@@ -245,18 +263,19 @@ class Part:
                     break
         return self.sb
 
-    def call(self, op: str, target: dict, args=(), kwargs=None):
+    def call(self, op: str, target: dict, args=(), kwargs=None, grad: bool = False):
         sb = self.sandbox()
         if target.get("generation", self.generation) != self.generation:
             raise StudentError("this object was lost when your code crashed or timed out earlier")
-        state = {"gens": [], "models": [], "optims": []}
+        state = {"gens": [], "models": [], "optims": [], "callbacks": []}
         msg = {"op": op, "target": {k: v for k, v in target.items() if k != "generation"}}
         if op == "call":
             msg["args"] = encode(tuple(args), state, self)
             msg["kwargs"] = encode(dict(kwargs or {}), state, self)
+            msg["grad"] = grad
         elif op == "map":
             msg["calls"] = encode([(tuple(a), dict(k)) for a, k in args], state, self)
-        reply = sb.request(msg)
+        reply = sb.request(msg, callbacks=state["callbacks"], part=self)
         if "error" in reply:
             exc = SAFE_EXCEPTIONS.get(str(reply["error"]), StudentError)
             raise exc(f"{reply['message']}" if exc is not StudentError else f"{reply['error']}: {reply['message']}")
@@ -280,6 +299,10 @@ class Remote:
     def __call__(self, *args, **kwargs):
         return self._part.call("call", self._target, args, kwargs)
 
+    def value_and_grad(self, *args, **kwargs):
+        """(output, grads of the tensor arguments): lmcourse.grading.value_and_grad, backward in the sandbox."""
+        return self._part.call("call", self._target, args, kwargs, grad=True)
+
     def map(self, calls):
         """[self(*args, **kwargs) for args, kwargs in calls] in one message (lmcourse.grading.call_many)."""
         return self._part.call("map", self._target, calls)
@@ -302,7 +325,8 @@ def encode(value, state: dict, part: Part):
     if isinstance(value, (int, float, str, bool, bytes, type(None))):
         return value
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        leaf = value.detach().clone()
+        return leaf.requires_grad_() if value.requires_grad and leaf.is_floating_point() else leaf
     if isinstance(value, Remote):
         if value._target.get("generation") != part.generation:
             raise StudentError("this object was lost when your code crashed or timed out earlier")
@@ -327,6 +351,9 @@ def encode(value, state: dict, part: Part):
                      if [id(p) for p in m.parameters()] == [id(p) for g in value.param_groups for p in g["params"]])
         state["optims"].append(value)
         return {"__optim__": type(value).__name__, "model": model, "state": value.state_dict()}
+    if callable(value) and not isinstance(value, type):  # a grader function the student's code calls back
+        state["callbacks"].append(value)
+        return {"__callback__": len(state["callbacks"]) - 1}
     raise TypeError(f"cannot send a {type(value).__name__} to the student's code")
 
 

@@ -14,6 +14,9 @@ Requests (a dict with ``op``):
 - ``call``    call a global name, a handle, or an attribute of either, with encoded arguments;
 - ``getattr`` read an attribute of a global or a handle.
 
+Arguments may be functions of the grader (``{"__callback__": n}``): calling one here sends
+``{"callback": n, "args": ..., "kwargs": ...}`` and waits for ``{"ok": result}``.
+
 Replies: ``{"ok": value, "gens": [...], "models": [...], "optims": [...]}`` (the new states
 of the generators, models and optimizers passed as arguments, so that the grader can write
 them back into its own objects) or ``{"error": type name, "message": str}``. Values that are
@@ -64,11 +67,11 @@ def _block_ops(op_names):
 
 
 class Session:
-    def __init__(self, out):
+    def __init__(self, inp, out):
         import torch
 
         self.torch = torch
-        self.out = out
+        self.inp, self.out = inp, out
         self.ns = {"__name__": "__main__", "__builtins__": __builtins__}
         self.handles = {}
 
@@ -103,6 +106,8 @@ class Session:
                 return g
             if "__genref__" in value:  # the same generator again
                 return state["gens"][value["__genref__"]]
+            if "__callback__" in value:  # a function of the grader: it runs there
+                return self.callback(value["__callback__"])
             if "__gpt__" in value:
                 from lmcourse.model import GPT, GPTConfig
 
@@ -122,6 +127,20 @@ class Session:
             return type(value)(self.decode(v, state) for v in value)
         return value
 
+    def callback(self, cid):
+        def call_grader(*args, **kwargs):
+            self.reply({"callback": cid, "args": self.encode(args), "kwargs": self.encode(kwargs)})
+            answer = self.read()
+            if "error" in answer:
+                raise RuntimeError(f"the grader's function failed: {answer['error']}")
+            return self.decode(answer["ok"], {"gens": [], "models": [], "optims": []})
+
+        return call_grader
+
+    def read(self):
+        (n,) = struct.unpack("<Q", _read(self.inp, 8))
+        return self.torch.load(io.BytesIO(_read(self.inp, n)), weights_only=True)
+
     def target(self, t):
         if "handle" in t:
             obj = self.handles[t["handle"]]
@@ -138,6 +157,7 @@ class Session:
             code = compile(req["source"], req.get("name", "<cell>"), "exec")
             exec(code, self.ns)
             return {"ok": None}
+        torch = self.torch
         state = {"gens": [], "models": [], "optims": []}
         obj = self.target(req["target"])
         if op == "getattr":
@@ -146,7 +166,12 @@ class Session:
             calls = self.decode(req["calls"], state)
             result = [obj(*args, **kwargs) for args, kwargs in calls]
         else:
-            result = obj(*self.decode(req["args"], state), **self.decode(req["kwargs"], state))
+            args = self.decode(req["args"], state)
+            result = obj(*args, **self.decode(req["kwargs"], state))
+            if req.get("grad"):  # value_and_grad: the backward pass runs here
+                result.backward()
+                grads = tuple(a.grad for a in args if type(a) is torch.Tensor and a.requires_grad)
+                result = (result, grads)
         return {
             "ok": self.encode(result),
             "gens": [g.get_state() for g in state["gens"]],
@@ -196,13 +221,12 @@ def main():
     torch.set_num_threads(config.get("threads", 1))
     if config.get("block_ops"):
         _block_ops(config["block_ops"])
-    session = Session(out)
+    session = Session(inp, out)
     while True:
         try:
-            (n,) = struct.unpack("<Q", _read(inp, 8))
+            req = session.read()
         except EOFError:
             return
-        req = torch.load(io.BytesIO(_read(inp, n)), weights_only=True)
         try:
             msg = session.handle(req)
         except BaseException as e:  # noqa: BLE001 - every failure of student code is reported

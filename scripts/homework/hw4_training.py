@@ -79,7 +79,7 @@ import torch.nn.functional as F
 
 import lmcourse.data as ref_data
 import lmcourse.metrics as ref_metrics
-from lmcourse.grading import check_float, check_tensor
+from lmcourse.grading import check_float, check_tensor, value_and_grad
 
 
 def _ref_batch(data, B, T, seed):
@@ -186,12 +186,11 @@ def test_masked_cross_entropy_visible():
     check_float("loss", loss, float(ref_metrics.cross_entropy(logits.detach(), targets)), 1e-5, 1e-5,
                 on="seed 0 (compared with lmcourse.metrics.cross_entropy)")
     logits, targets = _ce_inputs(1, (3, 6), 11, n_pad=2)
-    loss = masked_cross_entropy(logits, targets)
+    loss, (grad,) = value_and_grad(masked_cross_entropy, logits, targets)  # loss.backward(), then logits.grad
     exp, exp_grad = _ref_ce(logits, targets)
     check_tensor("loss", loss, exp, 1e-5, 1e-5, on="seed 1, logits (3,6,11), last 2 targets of each row = -100")
-    loss.backward()
-    check_tensor("logits.grad", logits.grad, exp_grad, 1e-6, 1e-5, on="seed 1, with padding")
-    assert bool((logits.grad[:, -2:] == 0).all()), "padding positions must get zero gradient"
+    check_tensor("logits.grad", grad, exp_grad, 1e-6, 1e-5, on="seed 1, with padding")
+    assert bool((grad[:, -2:] == 0).all()), "padding positions must get zero gradient"
     uniform = masked_cross_entropy(torch.zeros(4, 10), torch.tensor([1, 2, 3, 4]))
     check_float("loss of uniform logits", uniform, math.log(10), 1e-6, 1e-6, on="zeros(4, 10): expected ln 10")
     return True
@@ -207,15 +206,13 @@ _cases = [  # (seed, shape, V, n_pad, ignore_index, dtype, atol)
 ]
 _inputs = [_ce_inputs(s, sh, V, p, ii, dt) for s, sh, V, p, ii, dt, _ in _cases]
 _all_pad = (torch.randn(2, 3, 5), torch.full((2, 3), -100))
-_got = [masked_cross_entropy(lg, t, ii) for (lg, t), (_, _, _, _, ii, _, _) in zip(_inputs, _cases)]
-for _l in _got:
-    _l.backward()
+_got = [value_and_grad(masked_cross_entropy, lg, t, ii) for (lg, t), (_, _, _, _, ii, _, _) in zip(_inputs, _cases)]
 _nan = masked_cross_entropy(*_all_pad)
-for (s, sh, V, p, ii, dt, atol), (lg, t), loss in zip(_cases, _inputs, _got):
+for (s, sh, V, p, ii, dt, atol), (lg, t), (loss, (grad,)) in zip(_cases, _inputs, _got):
     exp, exp_grad = _ref_ce(lg, t, ii)
     on = f"seed {s}, targets {sh}, V={V}, {p} padded, ignore_index={ii}, {dt}"
     check_tensor("loss", loss, exp, atol, atol, on=on)
-    check_tensor("logits.grad", lg.grad, exp_grad, atol, atol * 10, on=on)
+    check_tensor("logits.grad", grad, exp_grad, atol, atol * 10, on=on)
 check_float("loss with every target ignored", _nan, float("nan"), on="all targets = -100 (expected NaN)")
 ### END HIDDEN TESTS
 assert test_masked_cross_entropy_visible()
