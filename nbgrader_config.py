@@ -30,6 +30,15 @@ c.ExecutePreprocessor.timeout = 60
 c.ExecutePreprocessor.interrupt_on_timeout = True
 c.ExecutePreprocessor.startup_timeout = 120
 
+# `nbgrader zip_collect HW`: files named <student>_[anything_]<hw>.ipynb in the archives of
+# downloaded/<hw>/archive/ go to submitted/<student>/<hw>/<hw>.ipynb (nbgrader matches this
+# regular expression against the file's ABSOLUTE path, hence the leading `.*/`). Adapt it to
+# your LMS's file names (see book/instructors.md).
+c.ZipCollectApp.collector_plugin = "nbgrader.plugins.zipcollect.FileNameCollectorPlugin"
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:[^/]*_)?(?P<file_id>hw[0-9]+_[a-z_]+\.ipynb)$"
+)
+
 # `nbgrader export`: nbgrader's CSV plus the hand-grading status (scripts/nbgrader_export.py).
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 c.ExportApp.plugin_class = "nbgrader_export.PendingAwareCsvExportPlugin"

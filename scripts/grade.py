@@ -40,6 +40,7 @@ import copy
 import dataclasses
 import io
 import json
+import multiprocessing
 import os
 import select
 import shutil
@@ -50,6 +51,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import warnings
 from typing import Any, Optional
 
 import nbformat
@@ -58,6 +60,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKER = os.path.join(HERE, "grade_sandbox.py")
 MEMORY_BYTES = 6 * 2**30
+STARTUP_SECONDS = 300
 # distributions the sandboxed Python may import: torch and what torch itself imports
 ALLOWED_SITE = ("torch", "functorch", "torchgen", "numpy", "typing_extensions", "sympy", "mpmath",
                 "networkx", "jinja2", "markupsafe", "filelock", "fsspec", "nvidia", "triton", "_distutils_hack",
@@ -158,6 +161,12 @@ class Sandbox:
             stderr=subprocess.DEVNULL, start_new_session=True,
         )
         self.dead = False
+        try:  # python + torch imports: not counted in the student's time
+            self._receive(time.monotonic() + STARTUP_SECONDS)
+        except SandboxTimeout:
+            raise RuntimeError(f"the sandbox did not start within {STARTUP_SECONDS} s") from None
+        except StudentError:
+            raise RuntimeError("the sandbox did not start: check `bwrap` with scripts/install_bubblewrap.sh") from None
 
     def kill(self) -> None:
         self.dead = True
@@ -171,7 +180,7 @@ class Sandbox:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 self.kill()
-                raise SandboxTimeout(f"no answer within {self.timeout:g} s (an infinite loop?)")
+                raise SandboxTimeout("no answer in time (an infinite loop?)")
             b = os.read(fd, min(n, 1 << 20))
             if not b:
                 self.kill()
@@ -510,7 +519,8 @@ def autograded_notebook(release_nb, submission_nb, results: list[TestResult]):
 def write_gradebook(course: str, hw: str, student: str, nb_name: str, results: list[TestResult]) -> None:
     from nbgrader.api import Gradebook
 
-    with Gradebook("sqlite:///" + os.path.join(course, "gradebook.db"), "lmcourse") as gb:
+    with warnings.catch_warnings(), Gradebook("sqlite:///" + os.path.join(course, "gradebook.db"), "lmcourse") as gb:
+        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush notes inside nbgrader's add_submission
         gb.update_or_create_student(student)
         try:
             gb.find_submission(hw, student)
@@ -540,7 +550,8 @@ def grade_class(course: str, hw: str, students: Optional[list[str]] = None, jobs
                                   if os.path.isfile(os.path.join(sub_root, s, hw, f"{nb_name}.ipynb")))
     out = {}
     jobs_args = [(source_path, os.path.join(sub_root, s, hw, f"{nb_name}.ipynb"), timeout, isolate) for s in students]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that has torch threads
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
         for student, (results, secs) in zip(students, pool.map(_grade_student, jobs_args)):
             sub_path = os.path.join(sub_root, student, hw, f"{nb_name}.ipynb")
             try:

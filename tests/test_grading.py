@@ -12,9 +12,11 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 import warnings
+import zipfile
 
 import nbformat
 import pytest
@@ -291,10 +293,21 @@ def test_solution_full_marks_release_zero(name):
 @needs_bwrap
 @pytest.mark.timeout(1500)
 def test_instructor_workflow_feedback_and_export(tmp_path):
-    """Grade HW5 (written answer left for hand grading), feedback, export, from a clean course."""
+    """Collect (zip_collect), grade HW5 (its written answer left for hand grading), feedback,
+    export, in a clean course."""
     name = "hw5_generation_kv_cache"
     course = str(tmp_path / "course")
     grade_demo.setup_course(course, [name], students=("solution", "release"))
+    # collect: the LMS's zip of <student>_<hw>.ipynb files, through nbgrader zip_collect
+    archive = os.path.join(course, "downloaded", name, "archive")
+    os.makedirs(archive)
+    with zipfile.ZipFile(os.path.join(archive, "submissions.zip"), "w") as z:
+        for student, lms_name in (("solution", f"solution_{name}.ipynb"), ("release", f"release_1234_{name}.ipynb")):
+            z.write(os.path.join(course, "submitted", student, name, f"{name}.ipynb"), lms_name)
+    shutil.rmtree(os.path.join(course, "submitted"))
+    release_assignments.nbgrader(course, "zip_collect", name, "--force")
+    for student in ("solution", "release"):
+        assert os.path.isfile(os.path.join(course, "submitted", student, name, f"{name}.ipynb"))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "grade.py"), name, "--course", course,
                            "--timeout", "30"], capture_output=True, text=True, env=release_assignments.env())
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -486,8 +486,8 @@ _pairs = [
     (torch.tensor([0.0, 0.5, 0.5]), torch.tensor([0.6, 0.2, 0.2]), 7),  # p(0) = 0: never accept token 0
 ]
 _res = [_speculate(p, q, 4000, seed) for p, q, seed in _pairs]
-_zero = [accept_or_resample(_pairs[2][0], _pairs[2][1], 0, torch.Generator().manual_seed(i)) for i in range(200)]
-_always = [accept_or_resample(_pairs[0][0], _pairs[0][1], 3, torch.Generator().manual_seed(i))[0] for i in range(200)]
+_zero = call_many(accept_or_resample, [((_pairs[2][0], _pairs[2][1], 0, torch.Generator().manual_seed(i)), {}) for i in range(200)])
+_always = [ok for ok, _ in call_many(accept_or_resample, [((_pairs[0][0], _pairs[0][1], 3, torch.Generator().manual_seed(i)), {}) for i in range(200)])]
 for (p, q, seed), (freq, rate) in zip(_pairs, _res):
     assert _tv(freq, p) < 0.03, f"p={p.tolist()}, q={q.tolist()}: tokens must follow p, got {freq.tolist()}"
     assert abs(rate - float(torch.minimum(p, q).sum())) < 0.03, f"acceptance rate {rate:.3f} for p={p.tolist()}, q={q.tolist()}"
