@@ -217,7 +217,14 @@ _cases = [
     (_logits(8, 2, 3, 10, dtype=torch.float64), 0.6),
     (torch.log(torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.1, 0.2, 0.2, 0.5]])), 0.6),  # ties at the cut
     (_logits(9, 5, 7, scale=0.1), 0.3),  # nearly flat rows
+    # exact boundaries: uniform rows, so the cumulative sum equals 1 - p exactly at a token
+    # (`<=` removes that token, `<` keeps it), and tied tokens go in vocabulary order
+    (torch.zeros(2, 4), 0.75),
+    (torch.zeros(3, 8, dtype=torch.float64), 0.5),
+    (torch.tensor([[0.0, 0.0, math.log(2.0), -math.inf]]), 0.75),  # probs 1/4, 1/4, 1/2, 0
 ]
+if torch.cuda.is_available():  # the same on the GPU: kept tokens and dtype must not depend on the device
+    _cases.append((_logits(10, 3, 33).cuda(), 0.9))
 _got = [top_p_filter(z, p) for z, p in _cases]
 _raised = 0
 for _bad in (0.0, 1.5):
