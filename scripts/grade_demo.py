@@ -1,6 +1,7 @@
 """Grade demo: made-up students (honest ones and attackers) graded by scripts/grade.py.
 
 Usage: python scripts/grade_demo.py [--timeout SECONDS] [--jobs N] [--students a,b] [hw ...]
+       python scripts/grade_demo.py --bench N [hw ...]     (time a class of N solutions)
 
 In a temporary copy of the course it registers each homework (``nbgrader
 generate_assignment``), writes one submission per made-up student into
@@ -338,16 +339,43 @@ def expected_ok(name: str, student: str, cells: dict) -> bool:
     return all(s == 0 for s, _ in cells.values())
 
 
+def bench(name: str, n: int, timeout: float, jobs: int) -> float:
+    """Seconds to grade a class of ``n`` copies of the solution of ``name`` (prints per student)."""
+    import time
+
+    with tempfile.TemporaryDirectory(prefix="lmcourse-bench-") as tmp:
+        course = os.path.join(tmp, "course")
+        setup_course(course, [name], students=("solution",))
+        src = os.path.join(course, "submitted", "solution", name, f"{name}.ipynb")
+        students = [f"student{i:03d}" for i in range(n)]
+        for s in students:
+            os.makedirs(os.path.join(course, "submitted", s, name))
+            shutil.copy(src, os.path.join(course, "submitted", s, name, f"{name}.ipynb"))
+        t0 = time.perf_counter()
+        done = grader.grade_class(course, name, students, jobs=jobs, timeout=timeout, log=lambda *a: None)
+        wall = time.perf_counter() - t0
+    per = sorted(secs for _, secs in done.values())
+    print(f"{name}: {n} students graded in {wall:.0f} s with {jobs} jobs ({wall / n:.1f} s of wall time per "
+          f"student; each student {per[0]:.1f}-{per[-1]:.1f} s); a class of 100: about {100 * wall / n / 60:.1f} min")
+    return wall
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=20, help="seconds per call into a student's code (default 20)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--students", default=",".join(STUDENTS))
     parser.add_argument("homework", nargs="*")
+    parser.add_argument("--bench", type=int, metavar="N",
+                        help="instead: time grading a class of N copies of the solution (per homework)")
     args = parser.parse_args(argv)
     if not grader.bwrap_available():
         sys.exit("bubblewrap is needed (scripts/install_bubblewrap.sh)")
     names = args.homework or homeworks(ROOT)
+    if args.bench:
+        for name in names:
+            bench(name, args.bench, args.timeout, args.jobs)
+        return
     students = tuple(args.students.split(","))
     scores, seconds, canaries = grade(names, args.timeout, students, args.jobs, log=lambda *a: None)
     bad = []
