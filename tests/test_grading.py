@@ -34,6 +34,8 @@ import release_assignments  # noqa: E402
 
 HOMEWORK = release_assignments.homeworks(ROOT)
 BWRAP = grade.bwrap_available()
+if not BWRAP and os.environ.get("LMCOURSE_REQUIRE_BWRAP") == "1":  # CI: grading must be tested
+    raise RuntimeError("LMCOURSE_REQUIRE_BWRAP=1 but bubblewrap cannot run: scripts/install_bubblewrap.sh")
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap missing: run scripts/install_bubblewrap.sh")
 
 
