@@ -195,11 +195,13 @@ def _part(tmp, cells, allow=(), block_ops=(), timeout=20):
 @needs_bwrap
 def test_sandbox_sees_no_course_and_no_reference(tmp_path):
     secret = os.path.join(ROOT, "solutions", "hw6_decoding", "hw6_decoding.ipynb")
+    home_file = os.path.join(os.path.expanduser("~"), f".lmcourse-grading-probe-{os.getpid()}")
+    open(home_file, "w").close()
     code = f'''
 import os, socket
 def probe():
     out = {{}}
-    for what, path in (("solutions", {secret!r}), ("repo", {ROOT!r}), ("home", os.path.expanduser("~"))):
+    for what, path in (("solutions", {secret!r}), ("repo", {ROOT!r}), ("home", {home_file!r})):
         out[what] = os.path.exists(path)
     try:
         open({os.path.join(str(tmp_path), "x")!r}, "w").write("x")
@@ -226,7 +228,10 @@ def probe():
     return out
 '''
     part = _part(str(tmp_path), [("<answer>", code)], allow=("lmcourse.model",), block_ops=("_log_softmax",))
-    seen = grade.Remote(part, {"name": "probe"})()
+    try:
+        seen = grade.Remote(part, {"name": "probe"})()
+    finally:
+        os.remove(home_file)
     assert seen == {"solutions": False, "repo": False, "home": False, "write": False, "lmcourse.sampling": False,
                     "lmcourse.model": True, "transformers": False, "tokenizers": False, "lmcourse.grading": False,
                     "net": False, "aten": False}
@@ -264,7 +269,7 @@ def double(x, g=None):
     g = torch.Generator().manual_seed(0)
     y = remote("double")(torch.ones(2), g)
     g2 = torch.Generator().manual_seed(0)
-    assert torch.equal(y, 2 + torch.rand(1, generator=g2)) and torch.equal(g.get_state(), g2.get_state())
+    assert torch.equal(y, 2 * torch.ones(2) + torch.rand(1, generator=g2)) and torch.equal(g.get_state(), g2.get_state())
     part.sb.kill()
 
 
