@@ -448,7 +448,8 @@ class SubmissionGrader:
         ns: dict[str, Any] = {"__name__": "__grading__"}
         for kind, item in self.trusted:
             if kind == "code":
-                exec(compile(item, "<locked cell>", "exec"), ns)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(item, "<locked cell>", "exec"), ns)
                 continue
             meta = _nbg(item)
             part = self.part(item.metadata.get("lmcourse", {}))
@@ -533,9 +534,13 @@ def write_gradebook(course: str, hw: str, student: str, nb_name: str, results: l
 
 
 def _grade_student(args):
+    """(results, seconds), or (error message, seconds): one student's failure never stops the class."""
     source_path, sub_path, timeout, isolate = args
     t0 = time.perf_counter()
-    results = grade_notebook(source_path, sub_path, timeout, isolate)
+    try:
+        results = grade_notebook(source_path, sub_path, timeout, isolate)
+    except Exception as e:  # noqa: BLE001 - reported, the class goes on
+        results = f"{type(e).__name__}: {e}"
     return results, time.perf_counter() - t0
 
 
@@ -548,11 +553,15 @@ def grade_class(course: str, hw: str, students: Optional[list[str]] = None, jobs
     sub_root = os.path.join(course, "submitted")
     students = students or sorted(s for s in os.listdir(sub_root)
                                   if os.path.isfile(os.path.join(sub_root, s, hw, f"{nb_name}.ipynb")))
-    out = {}
+    out, failed = {}, []
     jobs_args = [(source_path, os.path.join(sub_root, s, hw, f"{nb_name}.ipynb"), timeout, isolate) for s in students]
     spawn = multiprocessing.get_context("spawn")  # no fork of a process that has torch threads
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
         for student, (results, secs) in zip(students, pool.map(_grade_student, jobs_args)):
+            if isinstance(results, str):
+                log(f"{student:20s} NOT GRADED: {results}")
+                failed.append(student)
+                continue
             sub_path = os.path.join(sub_root, student, hw, f"{nb_name}.ipynb")
             try:
                 submission = nbformat.read(sub_path, as_version=4)
@@ -567,6 +576,8 @@ def grade_class(course: str, hw: str, students: Optional[list[str]] = None, jobs
             out[student] = (results, secs)
             total = sum(r.score for r in results)
             log(f"{student:20s} {total:g}/{sum(r.points for r in results):g}  ({secs:.1f} s)")
+    if failed:
+        log(f"not graded (see above): {', '.join(failed)}")
     return out
 
 
@@ -592,8 +603,13 @@ def main(argv: list[str]) -> None:
             print(feedback_text(r))
         return
     t0 = time.perf_counter()
-    done = grade_class(a.course, a.homework, a.student, a.jobs, a.timeout, isolate)
+    students = a.student or sorted(
+        s for s in os.listdir(os.path.join(a.course, "submitted"))
+        if os.path.isfile(os.path.join(a.course, "submitted", s, a.homework, f"{a.homework}.ipynb")))
+    done = grade_class(a.course, a.homework, students, a.jobs, a.timeout, isolate)
     print(f"graded {len(done)} submissions of {a.homework} in {time.perf_counter() - t0:.0f} s")
+    if len(done) < len(students):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
