@@ -15,7 +15,9 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-__all__ = ["device", "autocast_dtype", "needs_grad_scaler", "seed_everything", "setup", "describe"]
+__all__ = [
+    "device", "autocast_dtype", "needs_grad_scaler", "seed_everything", "synchronize", "setup", "describe",
+]
 
 
 def device(prefer: Optional[Union[str, torch.device]] = None) -> torch.device:
@@ -56,14 +58,39 @@ def needs_grad_scaler(dev: Union[str, torch.device]) -> bool:
     return autocast_dtype(dev) == torch.float16
 
 
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU ``torch.Generator`` seeded too."""
+def seed_everything(seed: int = 0, device: Optional[Union[str, torch.device]] = None) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and every CUDA device); return a seeded generator.
+
+    The returned ``torch.Generator`` lives on ``device`` (default: the CPU) and is seeded
+    with ``seed``, so ``seed_everything(0, device)`` gives a generator that can be passed
+    to ``torch.rand(..., device=device, generator=g)`` and to every lmcourse function that
+    takes ``generator=``. Those functions accept a generator on any device; for a given
+    seed and device pair the results are reproducible (a CPU generator gives the same draws
+    whatever device the model is on; a CUDA generator's stream differs from the CPU's).
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-    return torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    return torch.Generator(device=dev).manual_seed(seed)
+
+
+def synchronize(dev: Union[str, torch.device, None] = None) -> None:
+    """Wait until every kernel queued on ``dev`` has finished (a no-op on the CPU).
+
+    GPU work is asynchronous: a Python call returns once its kernels are queued. Timing
+    code calls this before reading the clock, so that it measures the work and not only
+    its launch. ``None`` means :func:`device`'s choice.
+    """
+    dev = device() if dev is None else torch.device(dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'cuda', 'mps' or 'cpu', got {dev.type!r}")
 
 
 def describe(dev: Union[str, torch.device]) -> str:
@@ -78,7 +105,12 @@ def describe(dev: Union[str, torch.device]) -> str:
 
 
 def setup(seed: int = 0, prefer: Optional[str] = None, verbose: bool = True) -> torch.device:
-    """What a notebook's first cell calls: pick the device, seed everything, say what runs."""
+    """What a notebook's first cell calls: pick the device, seed everything, say what runs.
+
+    Chapters then make their generators on that device,
+    ``torch.Generator(device=device).manual_seed(s)``, so that sampling code works on CPU,
+    CUDA and MPS alike.
+    """
     dev = device(prefer)
     seed_everything(seed)
     if verbose:

@@ -6,7 +6,8 @@ Exits non-zero, listing every problem, when:
 - a page of _toc.yml has no HTML file;
 - a notebook page has no "Open in Colab" launch link;
 - a chapter that should show a figure has no image;
-- a page shows an error output or a Python traceback.
+- a page shows an error output or a Python traceback;
+- a page shows an unresolved ``{eval}`` (or old ``{glue}``) role as text.
 tests/test_book.py runs the same checks when a built tree exists.
 """
 
@@ -46,6 +47,9 @@ ERROR_MARKERS = [
     "cell_output traceback",
     "ipythontb",
 ]
+# A role that reached the HTML as text instead of its value (outside code blocks).
+UNRESOLVED_ROLE = re.compile(r"\{(eval|glue)(:\w+)?\}`")
+CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.S)
 IMG = re.compile(r"<img[^>]+src=\"[^\"]*_images/[^\"]+\"")
 
 
@@ -100,6 +104,9 @@ def check(html: pathlib.Path = HTML, root: pathlib.Path = ROOT) -> list[str]:
             problems.append(f"{page}: no Open-in-Colab launch link")
         if page in FIGURE_CHAPTERS and not is_placeholder(page, root) and not IMG.search(text):
             problems.append(f"{page}: no figure (img) in the page")
+        role = UNRESOLVED_ROLE.search(CODE.sub("", text))
+        if role:
+            problems.append(f"{page}: unresolved role in the page ({role.group(0)!r})")
         for marker in ERROR_MARKERS:
             if marker in text:
                 problems.append(f"{page}: error output in the page ({marker!r})")

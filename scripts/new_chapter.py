@@ -3,7 +3,9 @@
 Usage: python scripts/new_chapter.py book/NN_name.ipynb "Title" "lmcourse.module"
 
 The setup cell is the same in every chapter and homework notebook; tests/test_notebooks.py
-checks that its install URL is the repository URL set in _config.yml.
+checks that it is exactly ``SETUP_CELL`` and that its install URL is the repository URL set
+in _config.yml. ``LMCOURSE_INSTALL`` (a wheel, a local path or another pip URL) replaces the
+default source; scripts/colab_check.py sets it to the freshly built wheel.
 """
 
 from __future__ import annotations
@@ -14,12 +16,20 @@ import nbformat
 
 REPO_URL = "https://github.com/lmcourse-org/lmcourse"
 
-SETUP_CELL = f'''# Setup (the same in every chapter). On Colab this installs lmcourse from the course
-# repository, keeping Colab's own torch; then it picks the device and seeds everything.
+SETUP_CELL = f'''# Setup (the same in every notebook). On Colab, or wherever LMCOURSE_INSTALL names a wheel,
+# path or URL, this installs lmcourse (keeping the runtime's torch) and turns on Colab's
+# widget manager for the explorers; then it picks the device and seeds everything.
+import os
 import sys
 
-if "google.colab" in sys.modules:
-    %pip install -q "lmcourse @ git+{REPO_URL}"
+COLAB = "google.colab" in sys.modules
+if COLAB or "LMCOURSE_INSTALL" in os.environ:
+    install_from = os.environ.get("LMCOURSE_INSTALL", "lmcourse @ git+{REPO_URL}")
+    %pip install -q "{{install_from}}"
+if COLAB:
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 import lmcourse
 

@@ -67,6 +67,25 @@ def test_no_error_output(page):
 
 
 @built
+@pytest.mark.parametrize("page", [p for p in PAGES if cbb.is_notebook(p, ROOT)])
+def test_no_unresolved_eval_role(page):
+    path = HTML / f"{page}.html"
+    if not path.exists() or cbb.is_stale(page, HTML, ROOT):
+        pytest.skip("page not built, or built before its last change")
+    text = cbb.CODE.sub("", path.read_text(errors="replace"))
+    assert not cbb.UNRESOLVED_ROLE.search(text)
+
+
+def test_unresolved_role_detector():
+    # the check used above and by scripts/check_built_book.py, on made-up HTML
+    shown = '<p>The value is {eval}`f"{x:.3f}"` here.</p>'
+    documented = '<p>Write <code>{eval}`f"{x:.3f}"`</code> in the prose.</p>'
+    assert cbb.UNRESOLVED_ROLE.search(cbb.CODE.sub("", shown))
+    assert not cbb.UNRESOLVED_ROLE.search(cbb.CODE.sub("", documented))
+    assert cbb.UNRESOLVED_ROLE.search("{glue:text}`ch1_x`")
+
+
+@built
 def test_causal_masking_page_has_math_and_explorer_figure():
     if cbb.is_stale("book/05_causal_masking", HTML, ROOT):
         pytest.skip("built before the chapter's last change")
