@@ -339,3 +339,11 @@ def test_instructor_workflow_feedback_and_export(tmp_path):
     rows = {r["student_id"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
     assert rows["solution"]["status"] == "pending hand grading" and rows["solution"]["score"] == ""
     assert float(rows["solution"]["raw_score"]) == 9.0
+
+
+def test_without_bubblewrap_the_code_still_runs_in_another_process(tmp_path):
+    """--no-sandbox: no isolation of files, but the same proxies and plain data."""
+    part = _part(str(tmp_path), [("<answer>", "import os\ndef pid():\n    return os.getpid()\n")])
+    part.grader.isolate = False
+    assert grade.Remote(part, {"name": "pid"})() != os.getpid()
+    part.sb.kill()
