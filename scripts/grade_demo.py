@@ -92,6 +92,12 @@ def _functions(source: str) -> list[str]:
     return [n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
+def _classes(source: str) -> list[str]:
+    import ast
+
+    return [n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)]
+
+
 def _attack_prelude(kind: str, course: str, name: str) -> str:
     """Code put at the top of the first answer cell of attacker ``kind``."""
     if kind == "transformer":
@@ -257,6 +263,9 @@ def submission(kind: str, release_nb, solution_nb, name: str, course: str):
             cell.source = sol + "".join(
                 f"\n\n_crash_{f} = {f}\n\n\ndef {f}(*args, **kwargs):\n    import os\n\n    os.kill(os.getpid(), 9)\n"
                 for f in _functions(sol))
+            cell.source += "".join(  # a class: calling an instance kills the process
+                f"\n\n{c}.__call__ = lambda self, *args, **kwargs: __import__('os').kill(__import__('os').getpid(), 9)\n"
+                for c in _classes(sol))
         if kind == "reference":
             cell.source = CHEATS.get(name, {}).get(gid, cell.source)
         if kind in ("rig", "lowlevel"):
