@@ -278,7 +278,9 @@ def submission(kind: str, release_nb, solution_nb, name: str, course: str):
                 cell.source = "pass"
     if kind == "duplicate":
         tests = [c for c in nb.cells if _nbg(c).get("grade") and not _nbg(c).get("solution")]
-        nb.cells.insert(nb.cells.index(tests[0]) + 1, nbformat.from_dict(tests[0]))
+        twin = nbformat.from_dict(tests[0])  # same nbgrader grade_id; a new notebook cell id
+        twin["id"] = tests[0].get("id", "cell") + "-copy"
+        nb.cells.insert(nb.cells.index(tests[0]) + 1, twin)
     return nb
 
 
