@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONHASHSEED := 0
 
-.PHONY: venv system-deps book test lint colab-check gpu-check browser-check assignments grade-demo clean pretrained
+.PHONY: venv system-deps book test lint colab-check gpu-check browser-check assignments grade-demo grade clean pretrained
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
-## Debian packages the tests drive: headless Chromium for the explorers' browser test.
-## Installed with apt-get only when missing (needs root or sudo).
+## Debian packages the tests need: headless Chromium for the explorers' browser test and
+## bubblewrap for the grading sandbox. Installed with apt-get only when missing (root or sudo).
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || sh scripts/install_browser.sh
+	@sh scripts/install_bubblewrap.sh
 
 ## Build the book from clean: every notebook executed, any warning or failing cell fails.
 book: venv
@@ -31,7 +32,7 @@ book: venv
 ## then the students' path (colab-check).
 test: venv system-deps
 	$(VENV)/bin/ruff check .
-	LMCOURSE_REQUIRE_BROWSER=1 MPLBACKEND=Agg $(PY) -m pytest
+	LMCOURSE_REQUIRE_BROWSER=1 LMCOURSE_REQUIRE_BWRAP=1 MPLBACKEND=Agg $(PY) -m pytest
 	$(MAKE) colab-check
 
 ## The in-page explorers of the built book (_build/html, after `make book`) in headless
@@ -51,13 +52,21 @@ gpu-check: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-## Regenerate the student release (assignments/) from solutions/ with nbgrader.
+## Regenerate solutions/ from scripts/homework/*.py (jupytext) and the student release
+## (assignments/) with nbgrader.
 assignments: venv
+	$(PY) scripts/build_homework.py
 	$(PY) scripts/release_assignments.py
 
-## Grade demo: a solution, a stub and a cheat for every assignment, scored by nbgrader.
+## Grade demo: honest and attacking made-up students for every homework, graded in the sandbox.
 grade-demo: venv
+	sh scripts/install_bubblewrap.sh
 	$(PY) scripts/grade_demo.py
+
+## Grade a whole class: make grade HW=hw3_causal_attention (submitted/<student>/HW/HW.ipynb).
+grade: venv
+	sh scripts/install_bubblewrap.sh
+	$(PY) scripts/grade.py $(HW)
 
 clean:
 	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv

@@ -6,6 +6,7 @@ created here by nbgrader and are not tracked by git.
 """
 
 import os
+import sys
 
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
@@ -28,6 +29,23 @@ c.ExecutePreprocessor.kernel_name = "python3"
 c.ExecutePreprocessor.timeout = 60
 c.ExecutePreprocessor.interrupt_on_timeout = True
 c.ExecutePreprocessor.startup_timeout = 120
+
+# `nbgrader zip_collect HW`: files named <student>_[anything_]<hw>.ipynb in the archives of
+# downloaded/<hw>/archive/ go to submitted/<student>/<hw>/<hw>.ipynb (nbgrader matches this
+# regular expression against the file's ABSOLUTE path, hence the leading `.*/`). Adapt it to
+# your LMS's file names (see book/instructors.md).
+c.ZipCollectApp.collector_plugin = "nbgrader.plugins.zipcollect.FileNameCollectorPlugin"
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:[^/]*_)?(?P<file_id>hw[0-9]+_[a-z_]+\.ipynb)$"
+)
+
+# `nbgrader export`: nbgrader's CSV plus the hand-grading status (scripts/nbgrader_export.py).
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+c.ExportApp.plugin_class = "nbgrader_export.PendingAwareCsvExportPlugin"
+
+# Grading runs with scripts/grade.py (`make grade HW=...`), outside the students' kernels;
+# plain `nbgrader autograde` would run student code with your permissions. The settings
+# below only matter if you run it anyway.
 
 # The setup cell prints one line; nothing should be hidden from students in feedback.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -28,6 +28,8 @@ def make_course(dest: str, root: str = ROOT) -> str:
     """Copy the nbgrader source of the course into ``dest`` (a fresh course directory)."""
     shutil.copytree(os.path.join(root, "solutions"), os.path.join(dest, "solutions"))
     shutil.copy(os.path.join(root, "nbgrader_config.py"), dest)
+    os.makedirs(os.path.join(dest, "scripts"), exist_ok=True)
+    shutil.copy(os.path.join(root, "scripts", "nbgrader_export.py"), os.path.join(dest, "scripts"))
     return dest
 
 

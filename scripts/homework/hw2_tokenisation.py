@@ -1,77 +1,82 @@
-"""HW2 source: byte-level BPE tokenisation (built into solutions/hw2_tokenisation/ by build_homework.py)."""
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-from __future__ import annotations
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-1", "locked": true, "schema_version": 3, "solution": false}
+# # HW2: Tokenisation with byte-level BPE
+#
+# Open this notebook on Colab: <https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments/hw2_tokenisation/hw2_tokenisation.ipynb>
+#
+# A language model reads integers, not text. In this homework you build the tokeniser that
+# GPT-2 and most of its successors use, **byte-level byte-pair encoding (BPE)**, from scratch,
+# following [Chapter 2, *Tokenisation*](https://lmcourse-org.github.io/lmcourse/book/02_tokenisation.html):
+#
+# 1. `merge(ids, pair, new_id)`: replace every occurrence of a pair of ids by one new id (1 point);
+# 2. `train_bpe(text, n_merges)`: learn the merges from a corpus (3 points);
+# 3. `encode(text, merges)`: text to ids, applying the merges in the order they were learned (2 points);
+# 4. `decode(ids, merges)`: ids back to text (2 points);
+# 5. the round trip `decode(encode(s)) == s` on *any* Unicode string (2 points).
+#
+# Your functions must produce exactly the merges and ids of the course's reference,
+# `lmcourse.tokenization.BPETokenizer` (with no special tokens), so the rules below (the
+# pre-splitting, the tie-break, the id numbering) are part of the specification.
+#
+# Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
+# Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
+# other corpora, random Unicode strings and edge cases, **with the reference disabled**:
+# `BPETokenizer.train` / `encode` / `decode`, `lmcourse.tokenization._merge`, the Hugging Face
+# tokenisers and the `tokenizers` library raise an error during those checks, so calling them
+# instead of writing the code scores 0. Plain Python (lists, dicts, `collections.Counter`,
+# `bytes`) is all you need. Run all cells (*Runtime / Run all*) before you submit; the last
+# cell prints a summary.
 
-from homework.cells import SETUP_CELL, SUMMARY, answer, code, md, tests
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false} tags=["setup"]
+# The course setup cell (SETUP_CELL of scripts/new_chapter.py) is put here by scripts/build_homework.py.
 
-BOOK = "https://lmcourse-org.github.io/lmcourse/book"
-COLAB = "https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments"
-
-# --------------------------------------------------------------------------------------
-# HW2: tokenisation
-# --------------------------------------------------------------------------------------
-
-CELLS = [
-    md(f'''
-# HW2: Tokenisation with byte-level BPE
-
-Open this notebook on Colab: <{COLAB}/hw2_tokenisation/hw2_tokenisation.ipynb>
-
-A language model reads integers, not text. In this homework you build the tokeniser that
-GPT-2 and most of its successors use, **byte-level byte-pair encoding (BPE)**, from scratch,
-following [Chapter 2, *Tokenisation*]({BOOK}/02_tokenisation.html):
-
-1. `merge(ids, pair, new_id)`: replace every occurrence of a pair of ids by one new id (1 point);
-2. `train_bpe(text, n_merges)`: learn the merges from a corpus (3 points);
-3. `encode(text, merges)`: text to ids, applying the merges in the order they were learned (2 points);
-4. `decode(ids, merges)`: ids back to text (2 points);
-5. the round trip `decode(encode(s)) == s` on *any* Unicode string (2 points).
-
-Your functions must produce exactly the merges and ids of the course's reference,
-`lmcourse.tokenization.BPETokenizer` (with no special tokens), so the rules below (the
-pre-splitting, the tie-break, the id numbering) are part of the specification.
-
-Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
-Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
-other corpora, random Unicode strings and edge cases, **with the reference disabled**:
-`BPETokenizer.train` / `encode` / `decode`, `lmcourse.tokenization._merge`, the Hugging Face
-tokenisers and the `tokenizers` library raise an error during those checks, so calling them
-instead of writing the code scores 0. Plain Python (lists, dicts, `collections.Counter`,
-`bytes`) is all you need. Run all cells (*Runtime / Run all*) before you submit; the last
-cell prints a summary.
-'''),
-    code("setup", SETUP_CELL, tags=("setup",)),
-    code("imports", '''
+# %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false}
 from collections import Counter
 
 VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
-'''),
-    md('''
-## The pieces you are given: bytes and pre-splitting
 
-**Bytes.** Byte-level BPE starts from the UTF-8 bytes of the text, so its base vocabulary
-is the 256 byte values: id `b` (0-255) is the single byte `b`. Every string, in any
-language, with emoji or control characters, is a sequence of these 256 ids, so nothing is
-ever out of vocabulary. In Python, `list("é🐉".encode("utf-8"))` gives the ids
-`[195, 169, 240, 159, 144, 137]`, and `bytes(ids).decode("utf-8")` goes back.
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-2", "locked": true, "schema_version": 3, "solution": false}
+# ## The pieces you are given: bytes and pre-splitting
+#
+# **Bytes.** Byte-level BPE starts from the UTF-8 bytes of the text, so its base vocabulary
+# is the 256 byte values: id `b` (0-255) is the single byte `b`. Every string, in any
+# language, with emoji or control characters, is a sequence of these 256 ids, so nothing is
+# ever out of vocabulary. In Python, `list("é🐉".encode("utf-8"))` gives the ids
+# `[195, 169, 240, 159, 144, 137]`, and `bytes(ids).decode("utf-8")` goes back.
+#
+# **Merges and ids.** Training learns a list of merges `[(a, b), ...]`, pairs of ids, in the
+# order they were learned. Merge number `r` (counting from 0) creates the new id `256 + r`,
+# which stands for the bytes of `a` followed by the bytes of `b`.
+#
+# **Pre-splitting.** Before counting anything, the text is cut into chunks by GPT-2's regular
+# expression (words with their leading space, numbers, punctuation runs, whitespace), and
+# **merges never cross a chunk boundary**, so a token never glues the end of one word to the
+# start of the next. The locked cell below gives you this step as `pretokenize(text)`; use it
+# in `train_bpe` and `encode`.
 
-**Merges and ids.** Training learns a list of merges `[(a, b), ...]`, pairs of ids, in the
-order they were learned. Merge number `r` (counting from 0) creates the new id `256 + r`,
-which stands for the bytes of `a` followed by the bytes of `b`.
-
-**Pre-splitting.** Before counting anything, the text is cut into chunks by GPT-2's regular
-expression (words with their leading space, numbers, punctuation runs, whitespace), and
-**merges never cross a chunk boundary**, so a token never glues the end of one word to the
-start of the next. The locked cell below gives you this step as `pretokenize(text)`; use it
-in `train_bpe` and `encode`.
-'''),
-    code("pretokenize", '''
-from lmcourse.tokenization import GPT2_PATTERN  # the GPT-2 pre-splitting regex, a string
-
+# %% nbgrader={"grade": false, "grade_id": "pretokenize", "locked": true, "schema_version": 3, "solution": false}
+# The GPT-2 pre-splitting regex, as in lmcourse.tokenization.GPT2_PATTERN.
 try:
-    import regex as _regex  # understands \\p{L} (any letter) in GPT2_PATTERN
-except ImportError:  # without it lmcourse uses an equivalent pattern for `re`
+    import regex as _regex  # understands \p{L} (any letter) and \p{N} (any digit)
+
+    GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+except ImportError:  # the standard library's `re`: letters are [^\W\d_], digits \d
     import re as _regex
+
+    GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
 
 _CHUNK = _regex.compile(GPT2_PATTERN)
 
@@ -82,18 +87,19 @@ def pretokenize(text: str) -> list[str]:
 
 
 print(pretokenize("Hello world, it's 2024!  Ünïcödé 🐉"))
-'''),
-    md('''
-## 1. Merging one pair
 
-The basic operation of BPE, used both in training and in encoding: scan a list of ids
-from left to right and replace every occurrence of the adjacent pair `(a, b)` by `new_id`.
-Occurrences do not overlap: in `[7, 7, 7]` the pair `(7, 7)` is replaced once, at the
-left, giving `[new_id, 7]`.
 
-Write `merge(ids, pair, new_id)` returning a **new** list (do not modify `ids`).
-'''),
-    answer("merge", '''
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
+# ## 1. Merging one pair
+#
+# The basic operation of BPE, used both in training and in encoding: scan a list of ids
+# from left to right and replace every occurrence of the adjacent pair `(a, b)` by `new_id`.
+# Occurrences do not overlap: in `[7, 7, 7]` the pair `(7, 7)` is replaced once, at the
+# left, giving `[new_id, 7]`.
+#
+# Write `merge(ids, pair, new_id)` returning a **new** list (do not modify `ids`).
+
+# %% nbgrader={"grade": false, "grade_id": "merge", "locked": false, "schema_version": 3, "solution": true}
 def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace each non-overlapping occurrence of ``pair`` in ``ids``, left to right, by ``new_id``."""
     ### BEGIN SOLUTION
@@ -107,31 +113,14 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             pos += 1
     return merged
     ### END SOLUTION
-'''),
-    tests("test_merge", 1, '''
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_merge", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 import random
 
 import lmcourse.tokenization as ref
 from lmcourse.data import shakespeare_text
-from lmcourse.grading import assert_no_reference_import, forbid
 
-REFERENCE = (
-    "lmcourse.tokenization.BPETokenizer.__init__",
-    "lmcourse.tokenization.BPETokenizer.train",
-    "lmcourse.tokenization.BPETokenizer.encode",
-    "lmcourse.tokenization.BPETokenizer.decode",
-    "lmcourse.tokenization.BPETokenizer._encode_chunk",
-    "lmcourse.tokenization.BPETokenizer.from_hf",
-    "lmcourse.tokenization.HFBPETokenizer.train",
-    "lmcourse.tokenization.HFBPETokenizer.encode",
-    "lmcourse.tokenization.HFBPETokenizer.decode",
-    "lmcourse.tokenization._merge",
-    "tokenizers.Tokenizer.encode",
-    "tokenizers.Tokenizer.decode",
-    "tokenizers.Tokenizer.train_from_iterator",
-    "tokenizers.models.BPE.__init__",
-)
-LIBRARIES = ["lmcourse", "tokenizers", "tiktoken", "transformers", "sentencepiece"]
 SHAKESPEARE = shakespeare_text()
 
 
@@ -181,42 +170,41 @@ def test_merge_visible():
 
 VISIBLE_TESTS["merge"] = test_merge_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(merge, LIBRARIES)
 _rng = random.Random(1)
 _cases = [([_rng.randrange(4) for _ in range(_rng.randrange(0, 40))], (_rng.randrange(4), _rng.randrange(4))) for _ in range(30)]
 _cases += [([9] * 7, (9, 9)), ([3], (3, 3)), ([1, 2, 2, 1, 2], (2, 1))]
 _expected = [ref._merge(ids, pair, 999) for ids, pair in _cases]
-with forbid(*REFERENCE, namespace=globals()):
-    _got = [merge(list(ids), pair, 999) for ids, pair in _cases]
+_got = [merge(list(ids), pair, 999) for ids, pair in _cases]
 for (ids, pair), g, e in zip(_cases, _got, _expected):
     _equal("merge", g, e, on=f"{ids}, {pair} -> 999")
 ### END HIDDEN TESTS
 assert test_merge_visible()
-'''),
-    md('''
-## 2. Training: learning the merges
 
-Training starts from the bytes of every chunk and repeats, `n_merges` times:
 
-1. **Count** every adjacent pair of ids inside each chunk (pairs overlap: the chunk
-   `[7, 7, 7]` contains the pair `(7, 7)` twice). Identical chunks occur many times in a
-   corpus: count each distinct chunk once and weight its pairs by how often it occurs.
-2. **Pick** the most frequent pair. **Tie-break** (the reference's documented rule): among
-   equally frequent pairs, the smallest pair `(a, b)` compared as a tuple wins, e.g.
-   `(32, 99)` before `(97, 98)` before `(97, 99)`. This makes training deterministic.
-3. **Merge** it into the new id `256 + r` (`r` = number of merges so far) in every chunk,
-   and record the pair.
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
+# ## 2. Training: learning the merges
+#
+# Training starts from the bytes of every chunk and repeats, `n_merges` times:
+#
+# 1. **Count** every adjacent pair of ids inside each chunk (pairs overlap: the chunk
+#    `[7, 7, 7]` contains the pair `(7, 7)` twice). Identical chunks occur many times in a
+#    corpus: count each distinct chunk once and weight its pairs by how often it occurs.
+# 2. **Pick** the most frequent pair. **Tie-break** (the reference's documented rule): among
+#    equally frequent pairs, the smallest pair `(a, b)` compared as a tuple wins, e.g.
+#    `(32, 99)` before `(97, 98)` before `(97, 99)`. This makes training deterministic.
+# 3. **Merge** it into the new id `256 + r` (`r` = number of merges so far) in every chunk,
+#    and record the pair.
+#
+# Stop early, with fewer merges, when no chunk has two ids left (nothing to merge).
+#
+# Write `train_bpe(text, n_merges)` returning the merges, a list of `(a, b)` tuples of ints
+# in the order they were learned. It must equal the reference,
+# `BPETokenizer.train(text, 256 + n_merges, special_tokens=()).merges`, exactly. Worked
+# example: in `"abab cd cd"` the chunks are `"abab"`, `" cd"`, `" cd"`; the pairs
+# `(97, 98)` ("ab"), `(32, 99)` (" c") and `(99, 100)` ("cd") all occur twice, and the tie-break
+# picks `(32, 99)` first.
 
-Stop early, with fewer merges, when no chunk has two ids left (nothing to merge).
-
-Write `train_bpe(text, n_merges)` returning the merges, a list of `(a, b)` tuples of ints
-in the order they were learned. It must equal the reference,
-`BPETokenizer.train(text, 256 + n_merges, special_tokens=()).merges`, exactly. Worked
-example: in `"abab cd cd"` the chunks are `"abab"`, `" cd"`, `" cd"`; the pairs
-`(97, 98)` ("ab"), `(32, 99)` (" c") and `(99, 100)` ("cd") all occur twice, and the tie-break
-picks `(32, 99)` first.
-'''),
-    answer("train_bpe", '''
+# %% nbgrader={"grade": false, "grade_id": "train_bpe", "locked": false, "schema_version": 3, "solution": true}
 def train_bpe(text: str, n_merges: int) -> list[tuple[int, int]]:
     """Learn up to ``n_merges`` byte-level BPE merges on ``text``; merge r creates id 256 + r."""
     ### BEGIN SOLUTION
@@ -236,8 +224,9 @@ def train_bpe(text: str, n_merges: int) -> list[tuple[int, int]]:
         learned.append(best)
     return learned
     ### END SOLUTION
-'''),
-    tests("test_train_bpe", 3, '''
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_train_bpe", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 def _random_words(seed, n_words, alphabet):
     rng = random.Random(seed)
     return " ".join("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(n_words))
@@ -256,41 +245,40 @@ def test_train_bpe_visible():
 
 VISIBLE_TESTS["train_bpe"] = test_train_bpe_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(train_bpe, LIBRARIES)
 _cases = [  # (description, text, n_merges)
     ("Shakespeare[200000:204000], 80 merges", SHAKESPEARE[200000:204000], 80),
     ("300 random words over 'abc', 40 merges", _random_words(1, 300, "abc"), 40),
     ("200 random words of multi-byte characters, 30 merges", _random_words(2, 200, "日本語é🐉ü"), 30),
     ("'aaaaaaa bbb', 10 merges (overlapping pairs, early stop)", "aaaaaaa bbb", 10),
     ("one character", "x", 3),
-    ("whitespace and newlines", " \\n\\n  \\t\\n\\n  \\n", 5),
+    ("whitespace and newlines", " \n\n  \t\n\n  \n", 5),
     ("Shakespeare[5000:5500], 0 merges", SHAKESPEARE[5000:5500], 0),
 ]
 _expected = [reference_merges(t, n) for _, t, n in _cases]
-with forbid(*REFERENCE, namespace=globals()):
-    _got = [train_bpe(t, n) for _, t, n in _cases]
+_got = [train_bpe(t, n) for _, t, n in _cases]
 for (desc, _, _), g, e in zip(_cases, _got, _expected):
     _equal("train_bpe", g, e, on=desc)
 ### END HIDDEN TESTS
 assert test_train_bpe_visible()
-'''),
-    md('''
-## 3. Encoding
 
-To encode a text, pre-split it with `pretokenize`, turn each chunk into its UTF-8 byte
-ids, and inside each chunk apply merges **in the order they were learned**: among the
-adjacent pairs of the chunk that are merges, take the one learned first (lowest rank `r`),
-merge all its occurrences into `256 + r`, and repeat until no adjacent pair is a merge.
-The ids of the chunks, concatenated, are the encoding.
 
-The order matters. With `merges = [(98, 99), (97, 98)]` ("bc" first, then "ab"), `"abc"`
-encodes to `[97, 256]`: "bc" was learned first, so it wins, even though "ab" comes first
-in the text.
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-5", "locked": true, "schema_version": 3, "solution": false}
+# ## 3. Encoding
+#
+# To encode a text, pre-split it with `pretokenize`, turn each chunk into its UTF-8 byte
+# ids, and inside each chunk apply merges **in the order they were learned**: among the
+# adjacent pairs of the chunk that are merges, take the one learned first (lowest rank `r`),
+# merge all its occurrences into `256 + r`, and repeat until no adjacent pair is a merge.
+# The ids of the chunks, concatenated, are the encoding.
+#
+# The order matters. With `merges = [(98, 99), (97, 98)]` ("bc" first, then "ab"), `"abc"`
+# encodes to `[97, 256]`: "bc" was learned first, so it wins, even though "ab" comes first
+# in the text.
+#
+# Write `encode(text, merges)` returning a list of ints, equal to the reference's
+# `BPETokenizer.encode` for a tokenizer with these merges and no special tokens.
 
-Write `encode(text, merges)` returning a list of ints, equal to the reference's
-`BPETokenizer.encode` for a tokenizer with these merges and no special tokens.
-'''),
-    answer("encode", '''
+# %% nbgrader={"grade": false, "grade_id": "encode", "locked": false, "schema_version": 3, "solution": true}
 def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
     """Text -> ids: UTF-8 bytes of each GPT-2 chunk, then merges applied lowest rank first."""
     ### BEGIN SOLUTION
@@ -307,8 +295,9 @@ def encode(text: str, merges: list[tuple[int, int]]) -> list[int]:
         encoded.extend(part)
     return encoded
     ### END SOLUTION
-'''),
-    tests("test_encode", 2, '''
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_encode", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 SHAKESPEARE_MERGES = reference_merges(SHAKESPEARE[:3000], 60)  # learned by the reference
 
 
@@ -324,37 +313,36 @@ def test_encode_visible():
 
 VISIBLE_TESTS["encode"] = test_encode_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(encode, LIBRARIES)
 _merges_u = reference_merges(_random_words(3, 300, "日本語éü🐉 ab"), 50)
 _merges_s = reference_merges(SHAKESPEARE[100000:106000], 150)
-_texts = [SHAKESPEARE[300000:301500], "  leading and trailing spaces  ", "日本語 🐉🐉 éé ab", "a\\n\\n\\nb\\t\\tc", "x" * 50]
+_texts = [SHAKESPEARE[300000:301500], "  leading and trailing spaces  ", "日本語 🐉🐉 éé ab", "a\n\n\nb\t\tc", "x" * 50]
 _cases = [(t, m, n) for t in _texts for m, n in ((_merges_s, "150 Shakespeare merges"), (_merges_u, "50 multi-byte merges"))]
 _cases.append(("aaaa", [(97, 97), (256, 256)], "[(97, 97), (256, 256)]"))
 _cases.append(("aaa", [(97, 97), (256, 97)], "[(97, 97), (256, 97)]"))
 _expected = [reference_tokenizer(m).encode(t) for t, m, _ in _cases]
-with forbid(*REFERENCE, namespace=globals()):
-    _got = [encode(t, list(m)) for t, m, _ in _cases]
+_got = [encode(t, list(m)) for t, m, _ in _cases]
 for (t, _, n), g, e in zip(_cases, _got, _expected):
     _equal("encode", g, e, on=f"{t[:40]!r}, {n}")
 ### END HIDDEN TESTS
 assert test_encode_visible()
-'''),
-    md('''
-## 4. Decoding
 
-Decoding goes the other way: build the bytes of every id (ids 0-255 are single bytes;
-merge `r` gives id `256 + r` the bytes of `a` followed by the bytes of `b`), join the bytes
-of all the ids, and decode them as UTF-8 **once, at the end**.
 
-An arbitrary list of ids need not be valid UTF-8 (for example half of a multi-byte
-character, `[195]`). Like the reference, decode with `errors="replace"`: each invalid
-byte sequence becomes the replacement character `"\\ufffd"` instead of raising. (Decoding
-token by token would be wrong: a single character such as `"🐉"` can be spread over
-several tokens.)
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-6", "locked": true, "schema_version": 3, "solution": false}
+# ## 4. Decoding
+#
+# Decoding goes the other way: build the bytes of every id (ids 0-255 are single bytes;
+# merge `r` gives id `256 + r` the bytes of `a` followed by the bytes of `b`), join the bytes
+# of all the ids, and decode them as UTF-8 **once, at the end**.
+#
+# An arbitrary list of ids need not be valid UTF-8 (for example half of a multi-byte
+# character, `[195]`). Like the reference, decode with `errors="replace"`: each invalid
+# byte sequence becomes the replacement character `"\ufffd"` instead of raising. (Decoding
+# token by token would be wrong: a single character such as `"🐉"` can be spread over
+# several tokens.)
+#
+# Write `decode(ids, merges)` returning a `str`, equal to the reference's `BPETokenizer.decode`.
 
-Write `decode(ids, merges)` returning a `str`, equal to the reference's `BPETokenizer.decode`.
-'''),
-    answer("decode", '''
+# %% nbgrader={"grade": false, "grade_id": "decode", "locked": false, "schema_version": 3, "solution": true}
 def decode(ids: list[int], merges: list[tuple[int, int]]) -> str:
     """Ids -> text: join every token's bytes, then UTF-8 decode with errors='replace'."""
     ### BEGIN SOLUTION
@@ -363,8 +351,9 @@ def decode(ids: list[int], merges: list[tuple[int, int]]) -> str:
         token_bytes.append(token_bytes[first] + token_bytes[second])
     return b"".join(token_bytes[i] for i in ids).decode("utf-8", errors="replace")
     ### END SOLUTION
-'''),
-    tests("test_decode", 2, '''
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_decode", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 def test_decode_visible():
     tok = reference_tokenizer(SHAKESPEARE_MERGES)
     ids = tok.encode("To be, or not to be")
@@ -378,7 +367,6 @@ def test_decode_visible():
 
 VISIBLE_TESTS["decode"] = test_decode_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(decode, LIBRARIES)
 _merges_u = reference_merges(_random_words(4, 300, "日本語éü🐉 ab"), 40)
 _tok_u, _tok_s = reference_tokenizer(_merges_u), reference_tokenizer(SHAKESPEARE_MERGES)
 _rng = random.Random(5)
@@ -387,27 +375,26 @@ _cases += [([_rng.randrange(256 + 40) for _ in range(_rng.randrange(1, 30))], _m
 _cases += [([_rng.randrange(128, 256) for _ in range(12)], [], "random high bytes")]
 _cases += [(_tok_s.encode(SHAKESPEARE[400000:401000]), SHAKESPEARE_MERGES, "encoded Shakespeare[400000:401000]")]
 _expected = [reference_tokenizer(m).decode(i) for i, m, _ in _cases]
-with forbid(*REFERENCE, namespace=globals()):
-    _got = [decode(list(i), list(m)) for i, m, _ in _cases]
+_got = [decode(list(i), list(m)) for i, m, _ in _cases]
 for (i, _, d), g, e in zip(_cases, _got, _expected):
     _equal("decode", g, e, on=f"{d}: {i[:12]}")
 ### END HIDDEN TESTS
 assert test_decode_visible()
-'''),
-    md('''
-## 5. The round trip on arbitrary Unicode
 
-The promise of a byte-level tokeniser is that **nothing is ever lost**:
-`decode(encode(s)) == s` for every string `s` (that can be UTF-8 encoded), whatever its
-language or script, with emoji, combining accents, zero-width joiners, control characters
-and unusual whitespace, even for characters never seen in training. This test checks your
-`encode` and `decode` together; there is nothing new to write.
-'''),
-    tests("test_round_trip", 2, '''
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-7", "locked": true, "schema_version": 3, "solution": false}
+# ## 5. The round trip on arbitrary Unicode
+#
+# The promise of a byte-level tokeniser is that **nothing is ever lost**:
+# `decode(encode(s)) == s` for every string `s` (that can be UTF-8 encoded), whatever its
+# language or script, with emoji, combining accents, zero-width joiners, control characters
+# and unusual whitespace, even for characters never seen in training. This test checks your
+# `encode` and `decode` together; there is nothing new to write.
+
+# %% nbgrader={"grade": true, "grade_id": "test_round_trip", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 ROUND_TRIP = [
-    "", " ", "\\n", "To be, or not to be", "héllo wörld", "日本語のテキスト", "한국어", "Ελληνικά",
-    "مرحبا بالعالم", "🐉", "👩‍👩‍👧 family", "e\\u0301 (e + combining acute)", "\\t\\n  \\r\\n\\u00a0\\u3000",
-    "It's 3.14159!", "\\x00\\x01\\x7f", "a" * 40,
+    "", " ", "\n", "To be, or not to be", "héllo wörld", "日本語のテキスト", "한국어", "Ελληνικά",
+    "مرحبا بالعالم", "🐉", "👩‍👩‍👧 family", "e\u0301 (e + combining acute)", "\t\n  \r\n\u00a0\u3000",
+    "It's 3.14159!", "\x00\x01\x7f", "a" * 40,
 ]
 
 
@@ -439,69 +426,30 @@ _rng = random.Random(6)
 _strings = [_random_unicode(_rng, _rng.randrange(0, 25)) for _ in range(150)]
 _strings += [" ".join(_random_unicode(_rng, 4) for _ in range(10)) for _ in range(10)]
 _merges_u = reference_merges(_random_words(7, 300, "日本語éü🐉 ab"), 40)
-with forbid(*REFERENCE, namespace=globals()):
-    _back = [(s, m, decode(encode(s, m), m)) for m in (SHAKESPEARE_MERGES, _merges_u) for s in _strings]
+_back = [(s, m, decode(encode(s, m), m)) for m in (SHAKESPEARE_MERGES, _merges_u) for s in _strings]
 for s, m, back in _back:
     assert type(back) is str and back == s, f"round trip failed on {s!r} (with {len(m)} merges): got {back!r}"
 ### END HIDDEN TESTS
 assert test_round_trip_visible()
-'''),
-    md('''
-## Summary
 
-The cell below re-runs every visible test. When everything passes, save the notebook and
-submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the course LMS).
-'''),
-    code("summary", SUMMARY),
-]
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-8", "locked": true, "schema_version": 3, "solution": false}
+# ## Summary
+#
+# The cell below re-runs every visible test. When everything passes, save the notebook and
+# submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the course LMS).
 
-# Submissions that only call the reference (scripts/grade_demo.py checks they score 0).
-CHEATS = {
-    "merge": """
-from lmcourse.tokenization import _merge
-
-
-def merge(ids, pair, new_id):
-    return _merge(list(ids), pair, new_id)
-""",
-    "train_bpe": """
-import lmcourse.tokenization as _tok
-
-
-def train_bpe(text, n_merges):
-    return _tok.BPETokenizer.train(text, 256 + n_merges, special_tokens=()).merges
-""",
-    "encode": """
-import lmcourse.tokenization as _tok
-
-
-def _tokenizer(merges):
-    vocab = {i: bytes([i]) for i in range(256)}
-    for r, (a, b) in enumerate(merges):
-        vocab[256 + r] = vocab[a] + vocab[b]
-    return _tok.BPETokenizer(vocab, merges, special_tokens=())
-
-
-def encode(text, merges):
-    return _tokenizer(merges).encode(text)
-""",
-    "decode": """
-import lmcourse.tokenization as _tok
-
-
-def decode(ids, merges):
-    vocab = {i: bytes([i]) for i in range(256)}
-    for r, (a, b) in enumerate(merges):
-        vocab[256 + r] = vocab[a] + vocab[b]
-    return _tok.BPETokenizer(vocab, merges, special_tokens=()).decode(ids)
-""",
-}
-
-# An answer that never returns (the cell timeout must cut it): grade_id -> source.
-LOOPS = {
-    "train_bpe": """
-def train_bpe(text, n_merges):
-    while True:
-        n_merges = n_merges + 0
-""",
-}
+# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
+# Run every visible test again and print a summary (hidden tests run only when graded).
+_results = {}
+for _name, _test in VISIBLE_TESTS.items():
+    try:
+        _test()
+        _results[_name] = "passed"
+    except NotImplementedError:
+        _results[_name] = "not implemented yet"
+    except Exception as _e:  # noqa: BLE001 - report any failure
+        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
+for _name, _r in _results.items():
+    print(f"{_name:32s} {_r}")
+_n = sum(r == "passed" for r in _results.values())
+print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")

@@ -1,70 +1,69 @@
-"""HW3 source: causal attention (built into solutions/hw3_causal_attention/ by build_homework.py)."""
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-from __future__ import annotations
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-1", "locked": true, "schema_version": 3, "solution": false}
+# # HW3: Causal attention
+#
+# Open this notebook on Colab: <https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments/hw3_causal_attention/hw3_causal_attention.ipynb>
+#
+# In this homework you rebuild the heart of the decoder from
+# [Chapter 5, *Causal masking & the decoder*](https://lmcourse-org.github.io/lmcourse/book/05_causal_masking.html):
+#
+# 1. `causal_mask(T)`: the lower-triangular boolean mask (2 points);
+# 2. `masked_attention(q, k, v, mask)`: masked scaled dot-product attention (3 points);
+# 3. `MultiHeadCausalSelfAttention`: multi-head causal self-attention whose weights load
+#    from the reference `lmcourse.model.CausalSelfAttention` (3 points).
+#
+# Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
+# Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
+# other shapes and seeds, **with the `lmcourse` reference and `torch`'s fused attention
+# disabled**: calling them instead of writing the code scores 0. Use `torch` operations
+# (`@`, `torch.softmax`, `masked_fill`, `torch.tril`, ...). Run all cells
+# (*Runtime / Run all*) before you submit; the last cell prints a summary.
 
-from homework.cells import SETUP_CELL, SUMMARY, answer, code, md, tests
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false} tags=["setup"]
+# The course setup cell (SETUP_CELL of scripts/new_chapter.py) is put here by scripts/build_homework.py.
 
-# --------------------------------------------------------------------------------------
-# HW3: causal attention
-# --------------------------------------------------------------------------------------
-
-CELLS = [
-    md('''
-# HW3: Causal attention
-
-Open this notebook on Colab: <https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments/hw3_causal_attention/hw3_causal_attention.ipynb>
-
-In this homework you rebuild the heart of the decoder from
-[Chapter 5, *Causal masking & the decoder*](https://lmcourse-org.github.io/lmcourse/book/05_causal_masking.html):
-
-1. `causal_mask(T)`: the lower-triangular boolean mask (2 points);
-2. `masked_attention(q, k, v, mask)`: masked scaled dot-product attention (3 points);
-3. `MultiHeadCausalSelfAttention`: multi-head causal self-attention whose weights load
-   from the reference `lmcourse.model.CausalSelfAttention` (3 points).
-
-Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
-Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
-other shapes and seeds, **with the `lmcourse` reference and `torch`'s fused attention
-disabled**: calling them instead of writing the code scores 0. Use `torch` operations
-(`@`, `torch.softmax`, `masked_fill`, `torch.tril`, ...). Run all cells
-(*Runtime / Run all*) before you submit; the last cell prints a summary.
-'''),
-    code("setup", SETUP_CELL, tags=("setup",)),
-    code("imports", '''
+# %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false}
 import math
 
 import torch
 import torch.nn as nn
 
 VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
-'''),
-    md('''
-## 1. The causal mask
 
-A decoder trained on whole sequences at once must not let position $i$ look at tokens after
-$i$. The mask $M \\in \\{\\text{True}, \\text{False}\\}^{T \\times T}$ says which key $j$ query $i$ may
-attend to: $M_{ij} = (j \\le i)$, a lower-triangular matrix including the diagonal.
 
-Return a `torch.bool` tensor of shape `(T, T)` on the CPU.
-'''),
-    answer("causal_mask", '''
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-2", "locked": true, "schema_version": 3, "solution": false}
+# ## 1. The causal mask
+#
+# A decoder trained on whole sequences at once must not let position $i$ look at tokens after
+# $i$. The mask $M \in \{\text{True}, \text{False}\}^{T \times T}$ says which key $j$ query $i$ may
+# attend to: $M_{ij} = (j \le i)$, a lower-triangular matrix including the diagonal.
+#
+# Return a `torch.bool` tensor of shape `(T, T)` on the CPU.
+
+# %% nbgrader={"grade": false, "grade_id": "causal_mask", "locked": false, "schema_version": 3, "solution": true}
 def causal_mask(T: int) -> torch.Tensor:
     """(T, T) boolean mask, True where query i may attend to key j, i.e. j <= i."""
     ### BEGIN SOLUTION
     return torch.tril(torch.ones(T, T, dtype=torch.bool))
     ### END SOLUTION
-'''),
-    tests("test_causal_mask", 2, '''
-import lmcourse.model as ref
-from lmcourse.grading import assert_no_reference_import, check_tensor, forbid
 
-REFERENCE = (
-    "lmcourse.model.causal_mask",
-    "lmcourse.model.scaled_dot_product_attention",
-    "lmcourse.model.CausalSelfAttention.forward",
-    "torch.nn.functional.scaled_dot_product_attention",
-    "torch.nn.functional.multi_head_attention_forward",
-)
+
+# %% nbgrader={"grade": true, "grade_id": "test_causal_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention"]}
+import lmcourse.model as ref
+from lmcourse.grading import check_tensor
 
 
 def test_causal_mask_visible():
@@ -78,28 +77,27 @@ def test_causal_mask_visible():
 
 VISIBLE_TESTS["causal_mask"] = test_causal_mask_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(causal_mask, ["lmcourse"])
-with forbid(*REFERENCE, namespace=globals()):
-    _got = {T: causal_mask(T) for T in (2, 16, 33)}
+_got = {T: causal_mask(T) for T in (2, 16, 33)}
 for T, g in _got.items():
     check_tensor("causal_mask", g, ref.causal_mask(T), on=f"T={T}")
 ### END HIDDEN TESTS
 assert test_causal_mask_visible()
-'''),
-    md('''
-## 2. Masked scaled dot-product attention
 
-For queries $q$ of shape `(..., T, D)` and keys and values $k, v$ of shape `(..., S, D)`:
 
-$$\\text{scores} = \\frac{q k^\\top}{\\sqrt{D}}, \\qquad
-\\text{weights} = \\operatorname{softmax}\\big(\\text{scores with } -\\infty \\text{ where the mask is False}\\big), \\qquad
-\\text{out} = \\text{weights}\\, v.$$
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
+# ## 2. Masked scaled dot-product attention
+#
+# For queries $q$ of shape `(..., T, D)` and keys and values $k, v$ of shape `(..., S, D)`:
+#
+# $$\text{scores} = \frac{q k^\top}{\sqrt{D}}, \qquad
+# \text{weights} = \operatorname{softmax}\big(\text{scores with } -\infty \text{ where the mask is False}\big), \qquad
+# \text{out} = \text{weights}\, v.$$
+#
+# `mask` is boolean and broadcastable to `(..., T, S)` (True = may attend), or `None` for
+# no mask. Return the pair `(out, weights)`: shapes `(..., T, D)` and `(..., T, S)`, in the
+# dtype of `q`. Do not use `torch.nn.functional.scaled_dot_product_attention`.
 
-`mask` is boolean and broadcastable to `(..., T, S)` (True = may attend), or `None` for
-no mask. Return the pair `(out, weights)`: shapes `(..., T, D)` and `(..., T, S)`, in the
-dtype of `q`. Do not use `torch.nn.functional.scaled_dot_product_attention`.
-'''),
-    answer("masked_attention", '''
+# %% nbgrader={"grade": false, "grade_id": "masked_attention", "locked": false, "schema_version": 3, "solution": true}
 def masked_attention(q, k, v, mask=None):
     """softmax(q k^T / sqrt(D), -inf where ~mask) v; returns (out, weights)."""
     ### BEGIN SOLUTION
@@ -109,8 +107,8 @@ def masked_attention(q, k, v, mask=None):
     weights = torch.softmax(scores, dim=-1)
     return weights @ v, weights
     ### END SOLUTION
-'''),
-    tests("test_masked_attention", 3, '''
+
+# %% nbgrader={"grade": true, "grade_id": "test_masked_attention", "locked": true, "points": 3, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention"]}
 # Tolerances: float32 atol=1e-5, rtol=1e-4; float64 atol=1e-10, rtol=1e-8.
 
 
@@ -145,7 +143,6 @@ def test_masked_attention_visible():
 
 VISIBLE_TESTS["masked_attention"] = test_masked_attention_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(masked_attention, ["lmcourse"])
 _cases = [  # (seed, q shape, kv shape, mask, dtype, atol, rtol)
     (1, (1, 1, 9, 8), (1, 1, 9, 8), ref.causal_mask(9), torch.float32, 1e-5, 1e-4),
     (2, (3, 2, 4, 16), (3, 2, 11, 16), ref.causal_mask(4, 11), torch.float32, 1e-5, 1e-4),
@@ -156,9 +153,8 @@ _inputs = [(_qkv(s, a, b, dt), m) for s, a, b, m, dt, _, _ in _cases]
 _q, _k, _v = _inputs[2][0]
 _k2, _v2, _m6 = _k.clone(), _v.clone(), ref.causal_mask(6)
 _k2[..., 3:, :], _v2[..., 3:, :] = torch.randn_like(_k2[..., 3:, :]), torch.randn_like(_v2[..., 3:, :])
-with forbid(*REFERENCE, namespace=globals()):
-    _got = [masked_attention(q, k, v, m) for (q, k, v), m in _inputs]
-    _future = masked_attention(_q, _k2, _v2, _m6)[0]
+_got = [masked_attention(q, k, v, m) for (q, k, v), m in _inputs]
+_future = masked_attention(_q, _k2, _v2, _m6)[0]
 for (s, a, b, m, dt, atol, rtol), ((q, k, v), _), (out, w) in zip(_cases, _inputs, _got):
     exp_out, exp_w = ref.scaled_dot_product_attention(q, k, v, m)
     check_tensor("out", out, exp_out, atol, rtol, on=f"seed {s}, q {a}, kv {b}, {dt}")
@@ -166,22 +162,23 @@ for (s, a, b, m, dt, atol, rtol), ((q, k, v), _), (out, w) in zip(_cases, _input
 check_tensor("out[:3] after changing tokens 3..5", _future[..., :3, :], _got[2][0][..., :3, :], 0.0, 0.0)
 ### END HIDDEN TESTS
 assert test_masked_attention_visible()
-'''),
-    md('''
-## 3. Multi-head causal self-attention
 
-Chapter 5's `CausalSelfAttention` projects the input $x$ of shape `(B, T, C)` with one
-Linear layer `c_attn` (C → 3C) into queries, keys and values (in that order along the last
-dimension), splits each into `n_head` heads of size `D = C // n_head` (shape
-`(B, n_head, T, D)`), runs causal masked attention in every head, puts the heads back side
-by side (`(B, T, C)`) and mixes them with a second Linear layer `c_proj` (C → C).
 
-Write `MultiHeadCausalSelfAttention(n_embd, n_head, bias=True)` with exactly the
-parameters `c_attn` and `c_proj`, so that
-`mine.load_state_dict(reference.state_dict())` works and both give the same output. Use
-your `causal_mask` and `masked_attention`. (No dropout, no KV cache, `n_kv_head == n_head`.)
-'''),
-    answer("mhsa", '''
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
+# ## 3. Multi-head causal self-attention
+#
+# Chapter 5's `CausalSelfAttention` projects the input $x$ of shape `(B, T, C)` with one
+# Linear layer `c_attn` (C → 3C) into queries, keys and values (in that order along the last
+# dimension), splits each into `n_head` heads of size `D = C // n_head` (shape
+# `(B, n_head, T, D)`), runs causal masked attention in every head, puts the heads back side
+# by side (`(B, T, C)`) and mixes them with a second Linear layer `c_proj` (C → C).
+#
+# Write `MultiHeadCausalSelfAttention(n_embd, n_head, bias=True)` with exactly the
+# parameters `c_attn` and `c_proj`, so that
+# `mine.load_state_dict(reference.state_dict())` works and both give the same output. Use
+# your `causal_mask` and `masked_attention`. (No dropout, no KV cache, `n_kv_head == n_head`.)
+
+# %% nbgrader={"grade": false, "grade_id": "mhsa", "locked": false, "schema_version": 3, "solution": true}
 class MultiHeadCausalSelfAttention(nn.Module):
     """(B, T, C) -> (B, T, C): multi-head causal self-attention, parameters c_attn, c_proj."""
 
@@ -206,8 +203,8 @@ class MultiHeadCausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.c_proj(y)
         ### END SOLUTION
-'''),
-    tests("test_mhsa", 3, '''
+
+# %% nbgrader={"grade": true, "grade_id": "test_mhsa", "locked": true, "points": 3, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention"]}
 # Tolerance: float32 atol=1e-5, rtol=1e-4.
 
 
@@ -237,7 +234,6 @@ def test_mhsa_visible():
 
 VISIBLE_TESTS["MultiHeadCausalSelfAttention"] = test_mhsa_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(MultiHeadCausalSelfAttention, ["lmcourse"])
 _configs = [(10, 48, 6, False, (3, 9)), (11, 16, 1, True, (1, 1)), (12, 64, 8, True, (2, 20))]
 _g = torch.Generator().manual_seed(5)
 _runs = []
@@ -247,7 +243,7 @@ for seed, C, H, bias, (B, T) in _configs:
     _runs.append((mine, reference, x, (seed, C, H, bias, B, T)))
 _mine_x2 = _runs[2][2].clone()
 _mine_x2[:, 11:] = torch.randn(2, 9, 64, generator=_g)
-with torch.no_grad(), forbid(*REFERENCE, namespace=globals()):
+with torch.no_grad():
     _got = [mine(x) for mine, _, x, _ in _runs]
     _future = _runs[2][0](_mine_x2)
 with torch.no_grad():
@@ -256,49 +252,25 @@ with torch.no_grad():
 check_tensor("output[:, :11] after changing tokens 11..19", _future[:, :11], _got[2][:, :11], 1e-6, 1e-5)
 ### END HIDDEN TESTS
 assert test_mhsa_visible()
-'''),
-    md('''
-## Summary
 
-The cell below re-runs every visible test. When everything passes, save the notebook and
-submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the course LMS).
-'''),
-    code("summary", SUMMARY),
-]
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-5", "locked": true, "schema_version": 3, "solution": false}
+# ## Summary
+#
+# The cell below re-runs every visible test. When everything passes, save the notebook and
+# submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the course LMS).
 
-# Submissions that only call the reference (scripts/grade_demo.py checks they score 0).
-CHEATS = {
-    "causal_mask": """
-from lmcourse.model import causal_mask as _reference_mask
-
-
-def causal_mask(T):
-    return _reference_mask(T)
-""",
-    "masked_attention": """
-import lmcourse.model as _ref
-
-
-def masked_attention(q, k, v, mask=None):
-    return _ref.scaled_dot_product_attention(q, k, v, mask)
-""",
-    "mhsa": """
-import lmcourse.model as _ref
-
-
-class MultiHeadCausalSelfAttention(_ref.CausalSelfAttention):
-    def __init__(self, n_embd, n_head, bias=True):
-        super().__init__(_ref.GPTConfig(n_embd=n_embd, n_head=n_head, bias=bias, dropout=0.0))
-""",
-}
-
-# An answer that never returns (the cell timeout must cut it): grade_id -> source.
-LOOPS = {  # the module (last) loops, so the mask and attention cells still score
-    "mhsa": """
-class MultiHeadCausalSelfAttention(nn.Module):
-    def __init__(self, n_embd, n_head, bias=True):
-        super().__init__()
-        while True:
-            n_embd = n_embd + 0
-""",
-}
+# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
+# Run every visible test again and print a summary (hidden tests run only when graded).
+_results = {}
+for _name, _test in VISIBLE_TESTS.items():
+    try:
+        _test()
+        _results[_name] = "passed"
+    except NotImplementedError:
+        _results[_name] = "not implemented yet"
+    except Exception as _e:  # noqa: BLE001 - report any failure
+        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
+for _name, _r in _results.items():
+    print(f"{_name:32s} {_r}")
+_n = sum(r == "passed" for r in _results.values())
+print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")

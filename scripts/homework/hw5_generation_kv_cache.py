@@ -1,58 +1,44 @@
-"""HW5 source: the generation loop and the KV cache (built into solutions/hw5_generation_kv_cache/).
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-Part 4 is a written answer, graded by hand: a markdown cell with ``grade`` and
-``solution`` both set. Its ``### BEGIN SOLUTION`` region holds the rubric, which only the
-instructors' version (solutions/) shows; the student release replaces it with nbgrader's
-"YOUR ANSWER HERE". nbgrader autograde gives it 0 when unchanged and otherwise leaves it
-for manual grading (score 0 until an instructor grades it in formgrader).
-"""
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-1", "locked": true, "schema_version": 3, "solution": false}
+# # HW5: The generation loop and the KV cache
+#
+# [Open this notebook in Colab](https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments/hw5_generation_kv_cache/hw5_generation_kv_cache.ipynb)
+#
+# In this homework you write the loop that turns a language model into a text generator
+# ([Chapter 6, *The generation loop*](https://lmcourse-org.github.io/lmcourse/book/06_generation_loop.html)) and the cache that makes
+# it fast ([Chapter 7, *KV cache: prefill and decode*](https://lmcourse-org.github.io/lmcourse/book/07_kv_cache.html)):
+#
+# 1. `generate_loop(model, prompt, max_new_tokens, sample_next, eos_id)`: predict, pick,
+#    append, repeat, with the stop conditions (3 points);
+# 2. `CachedSelfAttention`: causal self-attention with a key/value cache, whose cached
+#    outputs equal the uncached ones (4 points);
+# 3. `kv_cache_bytes(...)`: how much memory the cache takes (2 points);
+# 4. a short written answer: why decoding is limited by memory bandwidth (3 points, graded
+#    by hand).
+#
+# Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
+# Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
+# other models, shapes and seeds, **with the `lmcourse` reference disabled**: calling it
+# instead of writing the code scores 0. Run all cells (*Runtime / Run all*) before you submit;
+# the last cell prints a summary.
 
-from __future__ import annotations
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false} tags=["setup"]
+# The course setup cell (SETUP_CELL of scripts/new_chapter.py) is put here by scripts/build_homework.py.
 
-import nbformat
-
-from homework.cells import SETUP_CELL, SUMMARY, answer, code, md, tests
-
-BOOK = "https://lmcourse-org.github.io/lmcourse/book"
-COLAB = "https://colab.research.google.com/github/lmcourse-org/lmcourse/blob/main/assignments"
-
-
-def written_answer(grade_id: str, points: int, src: str) -> nbformat.NotebookNode:
-    """A manually graded markdown answer cell (nbgrader: grade and solution, unlocked)."""
-    meta = {"grade": True, "solution": True, "locked": False, "grade_id": grade_id, "points": points, "schema_version": 3}
-    return nbformat.v4.new_markdown_cell(src.strip("\n"), metadata={"nbgrader": meta})
-
-
-# --------------------------------------------------------------------------------------
-# HW5: generation loop and KV cache
-# --------------------------------------------------------------------------------------
-
-CELLS = [
-    md(f'''
-# HW5: The generation loop and the KV cache
-
-[Open this notebook in Colab]({COLAB}/hw5_generation_kv_cache/hw5_generation_kv_cache.ipynb)
-
-In this homework you write the loop that turns a language model into a text generator
-([Chapter 6, *The generation loop*]({BOOK}/06_generation_loop.html)) and the cache that makes
-it fast ([Chapter 7, *KV cache: prefill and decode*]({BOOK}/07_kv_cache.html)):
-
-1. `generate_loop(model, prompt, max_new_tokens, sample_next, eos_id)`: predict, pick,
-   append, repeat, with the stop conditions (3 points);
-2. `CachedSelfAttention`: causal self-attention with a key/value cache, whose cached
-   outputs equal the uncached ones (4 points);
-3. `kv_cache_bytes(...)`: how much memory the cache takes (2 points);
-4. a short written answer: why decoding is limited by memory bandwidth (3 points, graded
-   by hand).
-
-Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
-Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
-other models, shapes and seeds, **with the `lmcourse` reference disabled**: calling it
-instead of writing the code scores 0. Run all cells (*Runtime / Run all*) before you submit;
-the last cell prints a summary.
-'''),
-    code("setup", SETUP_CELL, tags=("setup",)),
-    code("imports", '''
+# %% nbgrader={"grade": false, "grade_id": "imports", "locked": true, "schema_version": 3, "solution": false}
 import copy
 import math
 
@@ -62,32 +48,33 @@ import torch.nn.functional as F
 
 torch.set_num_threads(1)  # the models here are tiny: one CPU thread is fastest (and fair on a shared machine)
 VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
-'''),
-    md('''
-## 1. The generation loop
 
-A language model gives the distribution of the next token. To generate, repeat:
 
-1. run the model on the tokens so far (`ids`, the prompt plus everything generated);
-2. keep **only the logits of the last position**: they predict the next token;
-3. pick a token with `sample_next(logits)` (it receives a 1-D tensor of shape `(V,)` and
-   returns the chosen id: greedy `argmax`, or a draw at some temperature; it is given to
-   you, so the same loop serves every decoding strategy);
-4. append it and go on, until a **stop condition** holds:
-   - the token is `eos_id` (when `eos_id` is not `None`): the EOS token **is kept** in the
-     output, and the reason is `"eos"`;
-   - `max_new_tokens` tokens were generated: the reason is `"length"` (also when
-     `max_new_tokens == 0`).
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-2", "locked": true, "schema_version": 3, "solution": false}
+# ## 1. The generation loop
+#
+# A language model gives the distribution of the next token. To generate, repeat:
+#
+# 1. run the model on the tokens so far (`ids`, the prompt plus everything generated);
+# 2. keep **only the logits of the last position**: they predict the next token;
+# 3. pick a token with `sample_next(logits)` (it receives a 1-D tensor of shape `(V,)` and
+#    returns the chosen id: greedy `argmax`, or a draw at some temperature; it is given to
+#    you, so the same loop serves every decoding strategy);
+# 4. append it and go on, until a **stop condition** holds:
+#    - the token is `eos_id` (when `eos_id` is not `None`): the EOS token **is kept** in the
+#      output, and the reason is `"eos"`;
+#    - `max_new_tokens` tokens were generated: the reason is `"length"` (also when
+#      `max_new_tokens == 0`).
+#
+# `model` is an `lmcourse.model.GPT`: `logits, _ = model(idx)` with `idx` a LongTensor of
+# shape `(1, T)` gives logits of shape `(1, T, V)`. It has `model.config.block_size` learned
+# positions: feed at most the last `block_size` tokens (the tests stay within it). Run the
+# model under `torch.no_grad()` and recompute the whole context at every step (no cache:
+# that is section 2). Return `(new_tokens, reason)`: the list of generated ids (Python ints,
+# without the prompt) and the finish reason. This is what `lmcourse.generate.generate`
+# returns in `new_tokens` and `finish_reasons` for one prompt.
 
-`model` is an `lmcourse.model.GPT`: `logits, _ = model(idx)` with `idx` a LongTensor of
-shape `(1, T)` gives logits of shape `(1, T, V)`. It has `model.config.block_size` learned
-positions: feed at most the last `block_size` tokens (the tests stay within it). Run the
-model under `torch.no_grad()` and recompute the whole context at every step (no cache:
-that is section 2). Return `(new_tokens, reason)`: the list of generated ids (Python ints,
-without the prompt) and the finish reason. This is what `lmcourse.generate.generate`
-returns in `new_tokens` and `finish_reasons` for one prompt.
-'''),
-    answer("generate_loop", '''
+# %% nbgrader={"grade": false, "grade_id": "generate_loop", "locked": false, "schema_version": 3, "solution": true}
 def generate_loop(model, prompt, max_new_tokens, sample_next, eos_id=None):
     """Generate after `prompt` (list[int]); returns (new_tokens: list[int], reason: "eos" | "length")."""
     ### BEGIN SOLUTION
@@ -105,30 +92,13 @@ def generate_loop(model, prompt, max_new_tokens, sample_next, eos_id=None):
                 return new_tokens, "eos"
     return new_tokens, "length"
     ### END SOLUTION
-'''),
-    tests("test_generate_loop", 3, '''
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_generate_loop", "locked": true, "points": 3, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.model"]}
 import lmcourse.generate as ref_gen
 import lmcourse.model as ref
-from lmcourse.grading import assert_no_reference_import, check_float, check_tensor, forbid
+from lmcourse.grading import check_float, check_tensor
 from lmcourse.sampling import SamplingConfig
-
-# Reference code each graded function could call instead of implementing it (made to raise
-# while the hidden tests run it). The generation loop runs the real GPT, so its attention stays.
-GENERATE_REFERENCE = (
-    "lmcourse.generate.generate",
-    "lmcourse.generate.stream",
-    "lmcourse.generate._steps",
-    "lmcourse.generate._next_token_logits",
-    "lmcourse.sampling.sample_next",
-    "lmcourse.sampling.process_logits",
-)
-ATTENTION_REFERENCE = (
-    "lmcourse.model.CausalSelfAttention.forward",
-    "lmcourse.model.scaled_dot_product_attention",
-    "lmcourse.model.causal_mask",
-    "lmcourse.model.KVCache.update",
-)
-BYTES_REFERENCE = ("lmcourse.model.kv_cache_bytes", "lmcourse.model.KVCache.nbytes")
 
 
 def _tiny_gpt(seed, **kw):
@@ -190,7 +160,6 @@ def test_generate_loop_visible():
 
 VISIBLE_TESTS["generate_loop"] = test_generate_loop_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(generate_loop, ["lmcourse"])
 _models = [_tiny_gpt(1, n_layer=1, n_kv_head=1), _tiny_gpt(2, vocab_size=40, n_embd=32, n_head=4), _tiny_gpt(3)]
 _cases = [  # (model index, prompt, max_new_tokens, temperature, seed, eos position or None)
     (0, [5], 20, 0, 0, None),
@@ -204,53 +173,53 @@ for m, p, n, t, s, e in _cases:
     free = _reference(_models[m], p, n, t, s)
     eos = None if e is None else (_models[m].config.vocab_size + 1 if e == "absent" else free[0][e])
     _expected.append((eos, free if eos is None else _reference(_models[m], p, n, t, s, eos)))
-with forbid(*GENERATE_REFERENCE, namespace=globals()):
-    _got = [generate_loop(_models[m], p, n, _sampler(t, s), eos) for (m, p, n, t, s, _), (eos, _) in zip(_cases, _expected)]
+_got = [generate_loop(_models[m], p, n, _sampler(t, s), eos) for (m, p, n, t, s, _), (eos, _) in zip(_cases, _expected)]
 for (m, p, n, t, s, e), (eos, exp), got in zip(_cases, _expected, _got):
     _check_generation(got, exp, on=f"model {m}, prompt {p}, max_new_tokens={n}, temperature {t}, seed {s}, eos_id={eos}")
 ### END HIDDEN TESTS
 assert test_generate_loop_visible()
-'''),
-    md('''
-## 2. A KV cache for causal self-attention
 
-Without a cache, step $n$ of the loop recomputes the keys and values of all $n$ tokens,
-although only the newest one is new. A **KV cache** keeps the keys and values of the
-tokens already processed, per attention layer, so that each step only computes $q, k, v$
-for the new token and attends to everything cached:
 
-- **prefill**: the prompt (a chunk of $T$ tokens) goes through once; its keys and values
-  are stored;
-- **decode**: each new token (a chunk of $T = 1$) appends its key and value and attends to
-  all $L + 1$ stored positions.
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
+# ## 2. A KV cache for causal self-attention
+#
+# Without a cache, step $n$ of the loop recomputes the keys and values of all $n$ tokens,
+# although only the newest one is new. A **KV cache** keeps the keys and values of the
+# tokens already processed, per attention layer, so that each step only computes $q, k, v$
+# for the new token and attends to everything cached:
+#
+# - **prefill**: the prompt (a chunk of $T$ tokens) goes through once; its keys and values
+#   are stored;
+# - **decode**: each new token (a chunk of $T = 1$) appends its key and value and attends to
+#   all $L + 1$ stored positions.
+#
+# Write `CachedSelfAttention(n_embd, n_head, n_kv_head=None, bias=True)`, a module with
+# exactly the parameters of `lmcourse.model.CausalSelfAttention` so that
+# `mine.load_state_dict(reference.state_dict())` works:
+#
+# - `c_attn`: Linear `C → (n_head + 2 * n_kv_head) * D` producing, in this order along the
+#   last dimension, the queries (`n_head` heads), the keys and the values (`n_kv_head` heads
+#   each), with `D = C // n_head`; `n_kv_head=None` means `n_head`;
+# - `c_proj`: Linear `C → C` applied after the heads are put back side by side.
+#
+# With grouped-query attention (`n_kv_head < n_head`) each key/value head serves
+# `n_head // n_kv_head` consecutive query heads: repeat them with
+# `k.repeat_interleave(n_head // n_kv_head, dim=1)` **after** reading the cache.
+#
+# `forward(x, use_cache=False)` with `x` of shape `(B, T, C)` returns `(B, T, C)`:
+#
+# - `use_cache=False`: ordinary causal self-attention over `x` alone; the cache is untouched;
+# - `use_cache=True`: `x` holds the `T` positions that follow the `L` positions already in
+#   the cache. Compute their `q, k, v`, append `k, v` to the cache attributes `self.k_cache`,
+#   `self.v_cache` (shape `(B, n_kv_head, L + T, D)` afterwards, before any repeat), and let
+#   new query $i$ (absolute position $L + i$) attend to the keys $0 \dots L + i$.
+#
+# `reset_cache()` empties the cache (`self.k_cache = self.v_cache = None`, also the state
+# after construction). Careful: `F.scaled_dot_product_attention(..., is_causal=True)` aligns
+# its mask to the **top-left** corner, which is wrong when there are more keys than queries;
+# pass an explicit boolean mask instead (or write the attention out as in HW3).
 
-Write `CachedSelfAttention(n_embd, n_head, n_kv_head=None, bias=True)`, a module with
-exactly the parameters of `lmcourse.model.CausalSelfAttention` so that
-`mine.load_state_dict(reference.state_dict())` works:
-
-- `c_attn`: Linear `C → (n_head + 2 * n_kv_head) * D` producing, in this order along the
-  last dimension, the queries (`n_head` heads), the keys and the values (`n_kv_head` heads
-  each), with `D = C // n_head`; `n_kv_head=None` means `n_head`;
-- `c_proj`: Linear `C → C` applied after the heads are put back side by side.
-
-With grouped-query attention (`n_kv_head < n_head`) each key/value head serves
-`n_head // n_kv_head` consecutive query heads: repeat them with
-`k.repeat_interleave(n_head // n_kv_head, dim=1)` **after** reading the cache.
-
-`forward(x, use_cache=False)` with `x` of shape `(B, T, C)` returns `(B, T, C)`:
-
-- `use_cache=False`: ordinary causal self-attention over `x` alone; the cache is untouched;
-- `use_cache=True`: `x` holds the `T` positions that follow the `L` positions already in
-  the cache. Compute their `q, k, v`, append `k, v` to the cache attributes `self.k_cache`,
-  `self.v_cache` (shape `(B, n_kv_head, L + T, D)` afterwards, before any repeat), and let
-  new query $i$ (absolute position $L + i$) attend to the keys $0 \\dots L + i$.
-
-`reset_cache()` empties the cache (`self.k_cache = self.v_cache = None`, also the state
-after construction). Careful: `F.scaled_dot_product_attention(..., is_causal=True)` aligns
-its mask to the **top-left** corner, which is wrong when there are more keys than queries;
-pass an explicit boolean mask instead (or write the attention out as in HW3).
-'''),
-    answer("cached_attention", '''
+# %% nbgrader={"grade": false, "grade_id": "cached_attention", "locked": false, "schema_version": 3, "solution": true}
 class CachedSelfAttention(nn.Module):
     """Causal self-attention (parameters c_attn, c_proj) with a key/value cache."""
 
@@ -293,8 +262,8 @@ class CachedSelfAttention(nn.Module):
         y = (weights @ v).transpose(1, 2).reshape(B, T, C)  # heads side by side
         return self.c_proj(y)
         ### END SOLUTION
-'''),
-    tests("test_cached_attention", 4, '''
+
+# %% nbgrader={"grade": true, "grade_id": "test_cached_attention", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 # Tolerances: float32 atol=1e-5, rtol=1e-4; float64 atol=1e-10, rtol=1e-8.
 
 
@@ -382,7 +351,6 @@ def test_cached_attention_visible():
 
 VISIBLE_TESTS["CachedSelfAttention"] = test_cached_attention_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(CachedSelfAttention, ["lmcourse"])
 _cases = [  # (seed, C, H, Hk, bias, dtype, B, T, chunks, atol, rtol)
     (10, 48, 6, 1, False, torch.float32, 3, 11, [4, 2, 1, 1, 3], 1e-5, 1e-4),  # multi-query
     (11, 16, 1, None, True, torch.float32, 1, 1, [1], 1e-5, 1e-4),
@@ -399,12 +367,11 @@ _model, _attns = _gpt_with_cached_attention(20, n_kv_head=1, n_layer=3)
 _ids = torch.randint(19, (2, 30), generator=_g)
 with torch.no_grad():
     _full, _ = _model(_ids)
-with forbid(*ATTENTION_REFERENCE, namespace=globals()):
-    _got = [(_run_cached(m, x, ch), m.k_cache, m.v_cache) for m, x, ch, _ in _runs]
-    _again = _run_cached(_runs[0][0], _runs[0][1], [11])  # reset_cache() must really empty the cache
-    with torch.no_grad():
-        _plain = _runs[2][0](_runs[2][1])  # use_cache=False after caching
-    _logits = _cached_gpt_logits(_model, _attns, _ids, [10, 1, 1, 5, 1, 1, 1, 10])
+_got = [(_run_cached(m, x, ch), m.k_cache, m.v_cache) for m, x, ch, _ in _runs]
+_again = _run_cached(_runs[0][0], _runs[0][1], [11])  # reset_cache() must really empty the cache
+with torch.no_grad():
+    _plain = _runs[2][0](_runs[2][1])  # use_cache=False after caching
+_logits = _cached_gpt_logits(_model, _attns, _ids, [10, 1, 1, 5, 1, 1, 1, 10])
 for case, (_, _, _, (y_ref, k_ref, v_ref)), (y, k, v) in zip(_cases, _runs, _got):
     on = f"(seed, C, H, n_kv_head, bias, dtype, B, T, chunks)={case[:9]}"
     atol, rtol = case[9], case[10]
@@ -416,29 +383,31 @@ check_tensor("output with use_cache=False", _plain, _runs[2][3][0], 1e-10, 1e-8,
 check_tensor("GPT logits with your cache", _logits, _full, 1e-5, 1e-4, on="3-layer multi-query GPT, batch 2, chunks [10,1,1,5,1,1,1,10]")
 ### END HIDDEN TESTS
 assert test_cached_attention_visible()
-'''),
-    md('''
-## 3. How big is the cache?
 
-Every layer stores one key and one value vector per KV head, per position, per sequence:
 
-$$\\text{bytes} = 2 \\times n_\\text{layer} \\times n_\\text{kv\\_head} \\times d_\\text{head} \\times n_\\text{tokens} \\times \\text{batch} \\times \\text{bytes per element}.$$
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
+# ## 3. How big is the cache?
+#
+# Every layer stores one key and one value vector per KV head, per position, per sequence:
+#
+# $$\text{bytes} = 2 \times n_\text{layer} \times n_\text{kv\_head} \times d_\text{head} \times n_\text{tokens} \times \text{batch} \times \text{bytes per element}.$$
+#
+# Write `kv_cache_bytes(n_layer, n_kv_head, head_dim, seq_len, batch=1, bytes_per_elem=2)`
+# returning a Python `int` (`bytes_per_elem=2` is fp16/bf16, 4 is fp32). The classic example:
+# a 70B-parameter model with grouped-query attention (80 layers, 8 KV heads of size 128)
+# holds about 1.34 GB of cache for one 4096-token sequence in fp16; with 64 KV heads (no
+# GQA) it would be 8 times more.
 
-Write `kv_cache_bytes(n_layer, n_kv_head, head_dim, seq_len, batch=1, bytes_per_elem=2)`
-returning a Python `int` (`bytes_per_elem=2` is fp16/bf16, 4 is fp32). The classic example:
-a 70B-parameter model with grouped-query attention (80 layers, 8 KV heads of size 128)
-holds about 1.34 GB of cache for one 4096-token sequence in fp16; with 64 KV heads (no
-GQA) it would be 8 times more.
-'''),
-    answer("kv_cache_bytes", '''
+# %% nbgrader={"grade": false, "grade_id": "kv_cache_bytes", "locked": false, "schema_version": 3, "solution": true}
 def kv_cache_bytes(n_layer: int, n_kv_head: int, head_dim: int, seq_len: int, batch: int = 1,
                    bytes_per_elem: int = 2) -> int:
     """Bytes of keys + values for every layer, KV head, position and sequence."""
     ### BEGIN SOLUTION
     return 2 * n_layer * n_kv_head * head_dim * seq_len * batch * bytes_per_elem
     ### END SOLUTION
-'''),
-    tests("test_kv_cache_bytes", 2, '''
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_kv_cache_bytes", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 def _check_int(name, got, expected, on):
     assert type(got) is int, f"{name} ({on}): expected a Python int, got {type(got).__name__}"
     assert got == expected, f"{name} ({on}): expected {expected:,} bytes, got {got:,}"
@@ -459,7 +428,6 @@ def test_kv_cache_bytes_visible():
 
 VISIBLE_TESTS["kv_cache_bytes"] = test_kv_cache_bytes_visible
 ### BEGIN HIDDEN TESTS
-assert_no_reference_import(kv_cache_bytes, ["lmcourse"])
 _cases = [  # (positional arguments, keyword arguments)
     ((80, 64, 128, 4096), {}),  # the same 70B model without GQA: 8x
     ((32, 8, 128, 131072), {"batch": 1, "bytes_per_elem": 1}),  # fp8, 128k context
@@ -470,113 +438,81 @@ _cases = [  # (positional arguments, keyword arguments)
 _expected = [ref.kv_cache_bytes(*a, **k) for a, k in _cases]
 _model = _tiny_gpt(1, n_kv_head=1, n_layer=3)
 _real = _model.new_kv_cache(5, 17).nbytes()
-with forbid(*BYTES_REFERENCE, namespace=globals()):
-    _got = [kv_cache_bytes(*a, **k) for a, k in _cases]
-    _mine_real = kv_cache_bytes(3, 1, _model.config.head_dim, 17, 5, 4)
+_got = [kv_cache_bytes(*a, **k) for a, k in _cases]
+_mine_real = kv_cache_bytes(3, 1, _model.config.head_dim, 17, 5, 4)
 for (a, k), e, g in zip(_cases, _expected, _got):
     _check_int("kv_cache_bytes", g, e, on=f"args {a}, {k}")
 _check_int("a real multi-query KVCache", _mine_real, _real, on="3 layers, 1 KV head, batch 5, 17 positions")
 ### END HIDDEN TESTS
 assert test_kv_cache_bytes_visible()
-'''),
-    md('''
-## 4. Written question: why is decoding memory-bandwidth-bound? (3 points, graded by hand)
 
-In the cell below, answer in 5–10 sentences. During **decode** (one new token per step,
-batch size 1) of a large model such as the 70B model of section 3 on a GPU:
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-5", "locked": true, "schema_version": 3, "solution": false}
+# ## 4. Written question: why is decoding memory-bandwidth-bound? (3 points, graded by hand)
+#
+# In the cell below, answer in 5–10 sentences. During **decode** (one new token per step,
+# batch size 1) of a large model such as the 70B model of section 3 on a GPU:
+#
+# 1. which data must be read from GPU memory at every step, roughly how many bytes, and how
+#    many floating-point operations are done with it (give the order of magnitude per byte);
+# 2. why this makes the step time set by memory bandwidth rather than by compute, and how a
+#    prefill of many prompt tokens differs;
+# 3. one way to make decoding less memory-bound, and why it helps.
+#
+# Use numbers (yours, or from section 3) where you can. Replace the text of the answer cell
+# with your answer (double-click it to edit).
 
-1. which data must be read from GPU memory at every step, roughly how many bytes, and how
-   many floating-point operations are done with it (give the order of magnitude per byte);
-2. why this makes the step time set by memory bandwidth rather than by compute, and how a
-   prefill of many prompt tokens differs;
-3. one way to make decoding less memory-bound, and why it helps.
+# %% [markdown] nbgrader={"grade": true, "grade_id": "decode_bandwidth", "locked": false, "points": 3, "schema_version": 3, "solution": true}
+# ### BEGIN SOLUTION
+# **Rubric for graders (3 points; instructors' version only).**
+#
+# *Model answer.* At each decode step the model produces one token per sequence, yet every
+# weight matrix is used: all parameters must be streamed from GPU memory (HBM) into the
+# compute units once per step, about 140 GB for 70B parameters in fp16, plus the whole KV
+# cache of every sequence (about 1.34 GB per 4096-token sequence for the GQA model). With a
+# batch of one, each weight is used in one multiply-add, about 2 FLOPs per parameter, so
+# about 1 FLOP per byte read. A modern GPU can do roughly 300 or more FLOPs in the time it
+# reads one byte (e.g. about 1000 TFLOP/s of fp16 against about 3 TB/s of bandwidth on an
+# H100), so the arithmetic units sit idle waiting for data: the step takes about (bytes
+# read) / (bandwidth), around 140 GB / 3 TB/s ≈ 50 ms per token, whatever the FLOP rate.
+# Prefill processes all T prompt tokens in one pass: each weight that is read is reused T
+# times (a matrix-matrix product), giving about T FLOPs per byte, so for long prompts it is
+# compute-bound. Remedies: batch many requests (the weights are read once per step for the
+# whole batch, raising FLOPs per byte; continuous batching), quantise weights and KV cache
+# (fewer bytes per step), shrink the KV cache with MQA/GQA, or speculative decoding (verify
+# several drafted tokens in one pass, amortising one read of the weights).
+#
+# *Points.*
+# - 1 point: names what is read per step (all weights, plus the KV cache) with a sensible
+#   size, and says only about 1-2 FLOPs are done per byte (one matrix-vector product per
+#   weight matrix; low arithmetic intensity).
+# - 1 point: compares this with the GPU's compute/bandwidth ratio (hundreds of FLOPs per
+#   byte), concludes the step time is bytes / bandwidth, and contrasts prefill (T tokens
+#   reuse each weight read, so compute-bound).
+# - 1 point: one valid remedy with the reason it helps (batching or continuous batching,
+#   quantisation, GQA/MQA for the cache, speculative decoding, ...).
+# - No point for "the GPU is slow" or "decoding is sequential" without the memory argument.
+#   Half points are allowed.
+# ### END SOLUTION
 
-Use numbers (yours, or from section 3) where you can. Replace the text of the answer cell
-with your answer (double-click it to edit).
-'''),
-    written_answer("decode_bandwidth", 3, '''
-### BEGIN SOLUTION
-**Rubric for graders (3 points; instructors' version only).**
+# %% [markdown] nbgrader={"grade": false, "grade_id": "md-6", "locked": true, "schema_version": 3, "solution": false}
+# ## Summary
+#
+# The cell below re-runs every visible test (the written answer is graded by hand). When
+# everything passes, save the notebook and submit it (on Colab: *File / Download / Download
+# .ipynb*, then upload it to the course LMS).
 
-*Model answer.* At each decode step the model produces one token per sequence, yet every
-weight matrix is used: all parameters must be streamed from GPU memory (HBM) into the
-compute units once per step, about 140 GB for 70B parameters in fp16, plus the whole KV
-cache of every sequence (about 1.34 GB per 4096-token sequence for the GQA model). With a
-batch of one, each weight is used in one multiply-add, about 2 FLOPs per parameter, so
-about 1 FLOP per byte read. A modern GPU can do roughly 300 or more FLOPs in the time it
-reads one byte (e.g. about 1000 TFLOP/s of fp16 against about 3 TB/s of bandwidth on an
-H100), so the arithmetic units sit idle waiting for data: the step takes about (bytes
-read) / (bandwidth), around 140 GB / 3 TB/s ≈ 50 ms per token, whatever the FLOP rate.
-Prefill processes all T prompt tokens in one pass: each weight that is read is reused T
-times (a matrix-matrix product), giving about T FLOPs per byte, so for long prompts it is
-compute-bound. Remedies: batch many requests (the weights are read once per step for the
-whole batch, raising FLOPs per byte; continuous batching), quantise weights and KV cache
-(fewer bytes per step), shrink the KV cache with MQA/GQA, or speculative decoding (verify
-several drafted tokens in one pass, amortising one read of the weights).
-
-*Points.*
-- 1 point: names what is read per step (all weights, plus the KV cache) with a sensible
-  size, and says only about 1-2 FLOPs are done per byte (one matrix-vector product per
-  weight matrix; low arithmetic intensity).
-- 1 point: compares this with the GPU's compute/bandwidth ratio (hundreds of FLOPs per
-  byte), concludes the step time is bytes / bandwidth, and contrasts prefill (T tokens
-  reuse each weight read, so compute-bound).
-- 1 point: one valid remedy with the reason it helps (batching or continuous batching,
-  quantisation, GQA/MQA for the cache, speculative decoding, ...).
-- No point for "the GPU is slow" or "decoding is sequential" without the memory argument.
-  Half points are allowed.
-### END SOLUTION
-'''),
-    md('''
-## Summary
-
-The cell below re-runs every visible test (the written answer is graded by hand). When
-everything passes, save the notebook and submit it (on Colab: *File / Download / Download
-.ipynb*, then upload it to the course LMS).
-'''),
-    code("summary", SUMMARY),
-]
-
-# Submissions that only call the reference (scripts/grade_demo.py checks they score 0).
-CHEATS = {
-    "generate_loop": """
-import lmcourse.generate as _gen
-from lmcourse.sampling import SamplingConfig
-
-
-def generate_loop(model, prompt, max_new_tokens, sample_next, eos_id=None):
-    out = _gen.generate(model, prompt, max_new_tokens, SamplingConfig(temperature=0), eos_token_id=eos_id)
-    return out.new_tokens[0], out.finish_reasons[0]
-""",
-    "cached_attention": """
-import lmcourse.model as _ref
-
-
-class CachedSelfAttention(_ref.CausalSelfAttention):
-    def __init__(self, n_embd, n_head, n_kv_head=None, bias=True):
-        super().__init__(_ref.GPTConfig(n_embd=n_embd, n_head=n_head, n_kv_head=n_kv_head, bias=bias))
-        self.k_cache = self.v_cache = None
-
-    def reset_cache(self):
-        self.k_cache = self.v_cache = None
-
-    def forward(self, x, use_cache=False):
-        return super().forward(x)
-""",
-    "kv_cache_bytes": """
-from lmcourse.model import kv_cache_bytes as _reference
-
-
-def kv_cache_bytes(n_layer, n_kv_head, head_dim, seq_len, batch=1, bytes_per_elem=2):
-    return _reference(n_layer, n_kv_head, head_dim, seq_len, batch, bytes_per_elem)
-""",
-}
-
-# An answer that never returns (the cell timeout must cut it): grade_id -> source.
-LOOPS = {
-    "generate_loop": """
-def generate_loop(model, prompt, max_new_tokens, sample_next, eos_id=None):
-    while True:
-        max_new_tokens = max_new_tokens + 0
-""",
-}
+# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
+# Run every visible test again and print a summary (hidden tests run only when graded).
+_results = {}
+for _name, _test in VISIBLE_TESTS.items():
+    try:
+        _test()
+        _results[_name] = "passed"
+    except NotImplementedError:
+        _results[_name] = "not implemented yet"
+    except Exception as _e:  # noqa: BLE001 - report any failure
+        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
+for _name, _r in _results.items():
+    print(f"{_name:32s} {_r}")
+_n = sum(r == "passed" for r in _results.values())
+print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")

@@ -1,1 +1,0 @@
-"""One module per homework: CELLS (the notebook), CHEATS and LOOPS (grading demo)."""
