@@ -125,7 +125,7 @@ def plot_batching(static: dict, continuous: dict) -> plt.Figure:
     steps = max(static["steps"], continuous["steps"])
     n_req = int(max(static["grid"].max(), continuous["grid"].max())) + 1
     cmap = plt.get_cmap("tab20", max(n_req, 1))
-    fig, axes = plt.subplots(2, 1, figsize=(10, 4.2), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5.0), sharex=True)
     for ax, (name, sim) in zip(axes, (("static batching", static), ("continuous batching", continuous))):
         grid = sim["grid"].astype(float)
         img = np.ones(grid.shape + (4,))
@@ -133,8 +133,8 @@ def plot_batching(static: dict, continuous: dict) -> plt.Figure:
         img[busy] = cmap(grid[busy].astype(int))
         ax.imshow(img, aspect="auto", interpolation="nearest", extent=(0, grid.shape[1], grid.shape[0], 0))
         ax.set_xlim(0, steps)
-        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [f"slot {s}" for s in range(grid.shape[0])], fontsize=8)
-        ax.set_title(f"{name}: {sim['steps']} steps, slots busy {sim['utilisation']:.0%} of the time", fontsize=10)
+        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [f"slot {s}" for s in range(grid.shape[0])], fontsize=10)
+        ax.set_title(f"{name}: {sim['steps']} steps, slots busy {sim['utilisation']:.0%} of the time", fontsize=11)
     axes[-1].set_xlabel("decode step")
     fig.tight_layout()
     return fig

@@ -65,8 +65,8 @@ def plot_teacher_forcing(
     ax.bar(np.arange(T), losses, color=colors)
     mean = float(losses.mean())
     ax.axhline(mean, color="black", ls="--", lw=1)
-    ax.text(T - 0.5, mean, f" mean {mean:.2f} nats", va="bottom", ha="right", fontsize=8)
-    ax.set_xticks(np.arange(T), targets, fontsize=8)
+    ax.text(T - 0.5, mean, f" mean {mean:.2f} nats", va="bottom", ha="right", fontsize=10)
+    ax.set_xticks(np.arange(T), targets, fontsize=10)
     ax.set_xlim(-0.7, T - 0.3)
     ax.set_xlabel("target token y_t (the input at each step is everything to its left)")
     ax.set_ylabel("loss  -ln p(y_t | x_≤t)  [nats]")
@@ -88,10 +88,10 @@ def plot_teacher_forcing(
         ax_k.set_title(
             f"step {position}: p({token_label(vocab[target])}) = {p_t:.3f}\n"
             f"loss = {float(table['losses'][position]):.2f} nats",
-            fontsize=9,
+            fontsize=11,
         )
         if target not in top_ids:
-            ax_k.text(0.5, len(top_ids) - 0.5, "target not in top-k", ha="center", fontsize=8,
+            ax_k.text(0.5, len(top_ids) - 0.5, "target not in top-k", ha="center", fontsize=10,
                       color="tab:red")
     fig.tight_layout()
     return fig
