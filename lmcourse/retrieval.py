@@ -7,13 +7,13 @@ model's context before it generates, so that it can copy facts instead of invent
 The retriever here is the classic BM25 ranking function (Robertson & Zaragoza 2009): a
 passage scores high when it contains the query's words, rare words count more than common
 ones (inverse document frequency), repeated words saturate (``k1``) and long passages are
-penalised (``b``). For a query q and passage d,
+penalised (``b``). For a query q and passage d::
 
     score(q, d) = sum over words w in q of
-        idf(w) * f(w, d) * (k1 + 1) / (f(w, d) + k1 * (1 - b + b * |d| / avgdl))
+        idf(w) * f(w, d) * (k1 + 1) / (f(w, d) + k1 * (1 - b + b * len(d) / avgdl))
     idf(w) = ln(1 + (N - n(w) + 0.5) / (n(w) + 0.5))
 
-with f(w, d) the count of w in d, |d| the passage length in words, avgdl the mean length,
+with f(w, d) the count of w in d, len(d) the passage length in words, avgdl the mean length,
 N the number of passages and n(w) the number of passages that contain w.
 """
 
