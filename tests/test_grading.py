@@ -201,8 +201,11 @@ def test_sandbox_sees_no_course_and_no_reference(tmp_path):
 import os, socket
 def probe():
     out = {{}}
-    for what, path in (("solutions", {secret!r}), ("repo", {ROOT!r}), ("home", {home_file!r})):
+    for what, path in (("solutions", {secret!r}), ("home", {home_file!r})):
         out[what] = os.path.exists(path)
+    # the repository's files: none (a venv inside the checkout is bound at its own path,
+    # so the checkout's folder may exist, holding that venv and nothing else)
+    out["repo"] = sorted(os.listdir({ROOT!r})) if os.path.isdir({ROOT!r}) else []
     try:
         open({os.path.join(str(tmp_path), "x")!r}, "w").write("x")
         out["write"] = True
@@ -232,7 +235,10 @@ def probe():
         seen = grade.Remote(part, {"name": "probe"})()
     finally:
         os.remove(home_file)
-    assert seen == {"solutions": False, "repo": False, "home": False, "write": False, "lmcourse.sampling": False,
+    venv = os.path.relpath(sys.prefix, ROOT).split(os.sep)[0]
+    allowed = [] if venv.startswith("..") else [venv]  # a venv inside the checkout is visible
+    assert set(seen.pop("repo")) <= set(allowed), "the sandbox sees the repository's files"
+    assert seen == {"solutions": False, "home": False, "write": False, "lmcourse.sampling": False,
                     "lmcourse.model": True, "transformers": False, "tokenizers": False, "lmcourse.grading": False,
                     "net": False, "aten": False}
     assert not os.path.exists(tmp_path / "x")

@@ -171,7 +171,9 @@ _cases = [  # (model index, prompt, max_new_tokens, temperature, seed, eos posit
 _expected = []
 for m, p, n, t, s, e in _cases:
     free = _reference(_models[m], p, n, t, s)
-    eos = None if e is None else (_models[m].config.vocab_size + 1 if e == "absent" else free[0][e])
+    V = _models[m].config.vocab_size
+    absent = next(i for i in range(V) if i not in free[0])  # a valid id the free run never produces
+    eos = None if e is None else (absent if e == "absent" else free[0][e])
     _expected.append((eos, free if eos is None else _reference(_models[m], p, n, t, s, eos)))
 _got = [generate_loop(_models[m], p, n, _sampler(t, s), eos) for (m, p, n, t, s, _), (eos, _) in zip(_cases, _expected)]
 for (m, p, n, t, s, e), (eos, exp), got in zip(_cases, _expected, _got):
