@@ -12,7 +12,7 @@ Usage: python scripts/colab_check.py [--jobs 2] [--only NAME ...] [--venv DIR] [
    ``LMCOURSE_INSTALL`` set to the wheel, so pip installs lmcourse and the dependencies
    that ``pyproject.toml`` declares, and nothing else. An import that pyproject forgot
    fails below.
-4. Executes, with nbclient, ``--jobs`` at a time, every chapter (``book/NN_*.ipynb``) and
+4. Executes, with nbclient, ``--jobs`` at a time, every chapter (``book/NN_*.ipynb``, ``book/NNb_*.ipynb``) and
    every released assignment (``assignments/<hw>/<hw>.ipynb``) with its solution cells
    filled in from ``solutions/<hw>/<hw>.ipynb`` (matched by nbgrader ``grade_id``). The
    kernel does not see this checkout: no PYTHONPATH, and the working directory is the
@@ -70,8 +70,8 @@ def setup_cell() -> str:
 
 
 def chapters(root: pathlib.Path = ROOT) -> list[pathlib.Path]:
-    """Every chapter notebook, book/NN_*.ipynb."""
-    return sorted(p for p in (root / "book").glob("[0-9][0-9]_*.ipynb"))
+    """Every chapter notebook: book/NN_*.ipynb and the in-between chapters book/NNx_*.ipynb."""
+    return sorted(p for p in (root / "book").glob("[0-9][0-9]*_*.ipynb"))
 
 
 def assignments(root: pathlib.Path = ROOT) -> list[pathlib.Path]:

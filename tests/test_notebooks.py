@@ -157,3 +157,10 @@ def test_colab_check_reports_the_first_failing_cell(monkeypatch, tmp_path):
     assert [(r.name, r.ok) for r in results] == [("good", True), ("bad", False)]
     assert results[1].error == "cell 1: ModuleNotFoundError: No module named 'no_such_module_xyz'"
     assert "1/2 ok" in cc.table(results)
+
+
+def test_colab_check_runs_every_chapter(monkeypatch):
+    # a chapter the Colab-like check skips (e.g. 05b_transformer) is a chapter no one ran there
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    cc = importlib.import_module("colab_check")
+    assert set(cc.chapters(ROOT)) == set(NOTEBOOKS)
