@@ -43,6 +43,7 @@ import torch
 import torch.nn as nn
 
 from .model import GPT, GPTConfig
+from .tokenization import tokenizer_from_dict, tokenizer_to_dict
 
 __all__ = [
     "FORMAT",
@@ -78,30 +79,6 @@ class CheckpointError(ValueError):
 # --------------------------------------------------------------------------------------
 
 
-def _tokenizer_to_dict(tokenizer: Any) -> dict[str, Any]:
-    """Plain-type description of ``tokenizer`` (``lmcourse.tokenization.tokenizer_to_dict``)."""
-    from . import tokenization
-
-    if hasattr(tokenization, "tokenizer_to_dict"):
-        return tokenization.tokenizer_to_dict(tokenizer)
-    if isinstance(tokenizer, tokenization.CharTokenizer):  # until tokenizer_to_dict exists
-        specials = sorted(tokenizer.special_tokens, key=tokenizer.special_tokens.__getitem__)
-        return {"kind": "char", "chars": list(tokenizer.chars), "special_tokens": specials,
-                "unk": tokenizer.unk}
-    raise TypeError(f"cannot store a {type(tokenizer).__name__} in a checkpoint")
-
-
-def _tokenizer_from_dict(d: dict[str, Any]) -> Any:
-    """Inverse of :func:`_tokenizer_to_dict`."""
-    from . import tokenization
-
-    if hasattr(tokenization, "tokenizer_from_dict"):
-        return tokenization.tokenizer_from_dict(d)
-    if d.get("kind") == "char":
-        return tokenization.CharTokenizer(d["chars"], d["special_tokens"], d.get("unk"))
-    raise ValueError(f"unknown tokenizer kind {d.get('kind')!r}")
-
-
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
@@ -134,7 +111,7 @@ def save(path: PathLike, model: nn.Module, tokenizer: Any = None, **fields: Any)
         "version": VERSION,
         "model_config": _model_config(model),
         "model": {k: v.detach() for k, v in model.state_dict().items()},
-        "tokenizer": None if tokenizer is None else _tokenizer_to_dict(tokenizer),
+        "tokenizer": None if tokenizer is None else tokenizer_to_dict(tokenizer),
         "train_config": None,
         "step": 0,
         "optimizer": None,
@@ -298,7 +275,7 @@ def load_model(path: PathLike, device: Optional[Union[str, torch.device]] = None
     tokenizer = None
     if ckpt["tokenizer"] is not None:
         try:
-            tokenizer = _tokenizer_from_dict(ckpt["tokenizer"])
+            tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path!r}: invalid tokenizer: {e}") from None
         if tokenizer.vocab_size != model.config.vocab_size:
