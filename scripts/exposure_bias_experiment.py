@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from lmcourse.data import MarkovSource
+from lmcourse.experiments import exposure_curves
 from lmcourse.model import GPT, GPTConfig
-from lmcourse.plots.exposure import exposure_curves
 from lmcourse.train import TrainConfig, Trainer
 
 OUT = Path(__file__).resolve().parents[1] / "lmcourse" / "assets" / "exposure_bias.json"

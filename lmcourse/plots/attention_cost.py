@@ -16,8 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # re-exported: chapter 10 imports them from here
-from ..experiments import measure_attention_cost, peak_tensor_bytes  # noqa: F401
-from ..model import causal_mask, global_window_mask, sliding_window_mask, strided_mask  # noqa: F401
+from ..model import causal_mask, global_window_mask, sliding_window_mask, strided_mask
 from .kv_cache import BYTE_UNITS
 
 __all__ = [

@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..metrics import distinct_n  # noqa: F401  (re-exported: chapter 8 imports it from here)
 from ..sampling import SamplingConfig, process_logits
 from .distribution import token_label
 

@@ -13,8 +13,6 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..experiments import exposure_curves  # noqa: F401  (chapter 9 imports it from here)
-
 __all__ = ["plot_exposure"]
 
 

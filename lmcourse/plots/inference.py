@@ -18,7 +18,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # re-exported: chapter 11 imports them from here
-from ..experiments import kv_allocation, simulate_batching  # noqa: F401
 from ..speculative import expected_tokens_per_round
 from .kv_cache import BYTE_UNITS
 
