@@ -6,17 +6,88 @@ dtype, then numbers; a clear message saying what differs and where). When a home
 graded (scripts/grade.py) the test cells run in the grader's own process and the
 student's functions run in a sandbox without the reference modules; :func:`call_many`
 batches many calls into that sandbox. Nothing here ever writes to stderr.
+
+Partial credit: a test cell is split into named checks, each worth its share of the cell's
+points (the shares add up to the cell's ``points``)::
+
+    with check("rows sum to one", 1):
+        assert torch.allclose(w.sum(-1), torch.ones(3))
+    with check("hidden shapes", 2):
+        check_tensor("out", out, expected)
+    checks_done()
+
+A failing check (an ``AssertionError``, or any exception the student's code raised inside
+it) is recorded and the cell goes on to the next check. :func:`checks_done` ends the cell:
+it prints one line per check and raises ``AssertionError`` naming the failed ones, so a
+student running the notebook sees which checks failed. The grader (grader/) reads
+:func:`cell_results` after each test cell instead and gives the points of the checks that
+passed; a test cell with no checks is all or nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
-__all__ = ["check_tensor", "check_float", "call_many", "value_and_grad"]
+__all__ = [
+    "check", "checks_done", "begin_cell", "cell_results",
+    "check_tensor", "check_float", "call_many", "value_and_grad",
+]
+
+# the checks of the test cell being run: dicts with name, points, passed, message
+_RESULTS: list[dict] = []
+
+
+def begin_cell() -> None:
+    """Forget the checks recorded so far (the grader calls it before each test cell)."""
+    _RESULTS.clear()
+
+
+def cell_results() -> list[dict]:
+    """The checks recorded since :func:`begin_cell`: ``{"name", "points", "passed", "message"}``."""
+    return [dict(r) for r in _RESULTS]
+
+
+@contextlib.contextmanager
+def check(name: str, points: float) -> Iterator[None]:
+    """One graded check, worth ``points`` of its test cell (see the module docstring).
+
+    An ``AssertionError`` or any other ``Exception`` raised inside the block fails this
+    check only; the cell goes on with the next one. The message is kept for the student's
+    own notebook; the grader's feedback shows only the check's name, points and result.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"check name must be a non-empty str, got {name!r}")
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or not points >= 0:
+        raise ValueError(f"check points must be a number >= 0, got {points!r}")
+    record = {"name": name, "points": float(points), "passed": False, "message": ""}
+    _RESULTS.append(record)
+    try:
+        yield
+    except AssertionError as e:
+        record["message"] = str(e) or "assertion failed"
+    except Exception as e:  # the student's code raised: this check fails, the others run
+        record["message"] = f"{type(e).__name__}: {e}"
+    else:
+        record["passed"] = True
+
+
+def checks_done() -> None:
+    """End a test cell: print each check's result, raise AssertionError if any failed."""
+    earned = sum(r["points"] for r in _RESULTS if r["passed"])
+    total = sum(r["points"] for r in _RESULTS)
+    for r in _RESULTS:
+        mark = "ok  " if r["passed"] else "FAIL"
+        line = f"{mark} {r['name']} ({r['points']:g} pt)"
+        print(line + ("" if r["passed"] else f": {r['message']}"))
+    failed = [r["name"] for r in _RESULTS if not r["passed"]]
+    print(f"{earned:g} of {total:g} points in these checks")
+    if failed:
+        raise AssertionError("failed checks: " + "; ".join(failed))
 
 
 def call_many(func: Callable, calls: Iterable[tuple[tuple, dict]]) -> list:
