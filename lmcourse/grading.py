@@ -40,11 +40,13 @@ __all__ = [
 
 # the checks of the test cell being run: dicts with name, points, passed, message
 _RESULTS: list[dict] = []
+_STATE = {"done": False}  # checks_done() was called: the next check starts a new cell
 
 
 def begin_cell() -> None:
     """Forget the checks recorded so far (the grader calls it before each test cell)."""
     _RESULTS.clear()
+    _STATE["done"] = False
 
 
 def cell_results() -> list[dict]:
@@ -64,6 +66,8 @@ def check(name: str, points: float) -> Iterator[None]:
         raise TypeError(f"check name must be a non-empty str, got {name!r}")
     if isinstance(points, bool) or not isinstance(points, (int, float)) or not points >= 0:
         raise ValueError(f"check points must be a number >= 0, got {points!r}")
+    if _STATE["done"]:
+        begin_cell()
     record = {"name": name, "points": float(points), "passed": False, "message": ""}
     _RESULTS.append(record)
     try:
@@ -77,7 +81,12 @@ def check(name: str, points: float) -> Iterator[None]:
 
 
 def checks_done() -> None:
-    """End a test cell: print each check's result, raise AssertionError if any failed."""
+    """End a test cell: print each check's result, raise AssertionError if any failed.
+
+    The results stay readable through :func:`cell_results` until the next check starts a
+    new cell.
+    """
+    _STATE["done"] = True
     earned = sum(r["points"] for r in _RESULTS if r["passed"])
     total = sum(r["points"] for r in _RESULTS)
     for r in _RESULTS:
