@@ -6,6 +6,7 @@ module and fails on an upward import or on a module missing from this list, so a
 is added to :data:`LAYERS` in the same change.
 
 Foundations (nothing from lmcourse below them)
+    ``checks``        argument checks (TypeError for a wrong type, ValueError for a wrong value)
     ``devices``       device choice, mixed-precision dtype, seeding
     ``tokenization``  character, from-scratch byte-level BPE, and HF tokenizers
     ``data``          shipped corpora, synthetic sources, batches
@@ -55,7 +56,7 @@ __version__ = "0.1.0"
 
 #: ``(layer name, modules)`` from the bottom up; see the module docstring.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundations", ("devices", "tokenization", "data", "metrics", "chat")),
+    ("foundations", ("checks", "devices", "tokenization", "data", "metrics", "chat")),
     ("model", ("model", "checkpoint", "pretrained")),
     ("decoding", ("sampling", "generate", "beam", "speculative", "fastgen")),
     ("training", ("train", "sft")),
