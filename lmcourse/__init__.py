@@ -14,6 +14,7 @@ Foundations (nothing from lmcourse below them)
     ``chat``          chat templates (ChatML, Llama 3, Zephyr) and their token ids
 The model
     ``model``         the GPT, attention, KV cache
+    ``hf``            Hugging Face GPT-2 and Llama checkpoints as lmcourse GPTs
     ``checkpoint``    the one checkpoint format: save, load (weights only), load_model
     ``pretrained``    the shipped checkpoints, by name
 Decoding
@@ -31,7 +32,7 @@ Topics of later chapters
     ``retrieval``     a tiny retriever for grounded generation
     ``tools``         tool calls inside a generation loop
     ``preference``    preference optimisation (DPO)
-    ``long_context``  long-context cost models
+    ``long_context``  long-context cost models, KV-cache memory, sparse attention masks
 The book
     ``experiments``   the computations behind the book's figures
     ``plots``         figures (drawing only)
@@ -57,7 +58,7 @@ __version__ = "0.1.0"
 #: ``(layer name, modules)`` from the bottom up; see the module docstring.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("checks", "devices", "tokenization", "data", "metrics", "chat")),
-    ("model", ("model", "checkpoint", "pretrained")),
+    ("model", ("model", "hf", "checkpoint", "pretrained")),
     ("decoding", ("sampling", "generate", "beam", "speculative", "fastgen")),
     ("training", ("train", "sft")),
     ("topics", ("scaling", "quantization", "retrieval", "tools", "preference", "long_context")),

@@ -1,13 +1,15 @@
-"""What a long context costs: a cost model for KV memory, attention FLOPs and ring attention.
+"""What a long context costs, and the attention patterns that make it cheaper.
 
-Chapter 10b (long contexts) teaches this file. Every function is arithmetic on a model's
-shape; nothing here runs a model.
+Chapter 7 (KV memory), chapter 10 (sparse attention patterns) and chapter 10b (long
+contexts) teach this file. The cost model (KV memory, attention FLOPs, ring attention) is
+arithmetic on a model's shape; the masks are the sparse patterns of chapter 10. Nothing
+here runs a model.
 
 Notation: n tokens of context, L layers, H query heads and Hk key/value heads of size D
 (so the model width is C = H * D), P parameters, G devices.
 
 * KV cache: 2 (keys and values) * L * Hk * D * n * bytes per element
-  (:func:`lmcourse.model.kv_cache_bytes`).
+  (:func:`kv_cache_bytes`).
 * Prefill FLOPs (the forward pass over the prompt): 2 * P * n for the weights
   (a multiply and an add per weight per token) plus the attention matmuls
   QK^T and AV: 2 * 2 * L * H * D * n^2 / 2 with the causal mask halving them.
@@ -21,15 +23,24 @@ Notation: n tokens of context, L layers, H query heads and Hk key/value heads of
   4 * H * D * b^2 FLOPs (b tokens per block, no mask) and sending a KV block
   2 * Hk * D * b * bytes, so the block must hold at least
   b >= 2 * Hk * bytes * flops_per_s / (4 * H * bytes_per_s) tokens (:func:`ring_overlap_block`).
+* Sparse attention patterns, as (T, T) boolean masks (True: query i may see key j):
+  :func:`sliding_window_mask`, :func:`strided_mask` (Child et al. 2019) and
+  :func:`global_window_mask` (a window plus global tokens, as in Longformer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lmcourse.model import kv_cache_bytes
+import torch
+
+from lmcourse.model import causal_mask
 
 __all__ = [
+    "kv_cache_bytes",
+    "sliding_window_mask",
+    "strided_mask",
+    "global_window_mask",
     "LLAMA3_8B",
     "ModelShape",
     "RingCost",
@@ -38,6 +49,78 @@ __all__ = [
     "ring_attention",
     "ring_overlap_block",
 ]
+
+
+def kv_cache_bytes(
+    n_layer: int,
+    n_kv_head: int,
+    head_dim: int,
+    seq_len: int,
+    batch: int = 1,
+    bytes_per_elem: int = 2,
+) -> int:
+    """Memory of a KV cache: 2 (keys and values) x L x h x d x n x batch x bytes.
+
+    Example: a 70B model with grouped-query attention (80 layers, 8 KV heads, d=128) at
+    4096 tokens in fp16 needs ``kv_cache_bytes(80, 8, 128, 4096)`` = 1.34e9 bytes.
+    :meth:`lmcourse.model.KVCache.nbytes` measures the same for a cache that exists.
+    """
+    for name, value in (
+        ("n_layer", n_layer),
+        ("n_kv_head", n_kv_head),
+        ("head_dim", head_dim),
+        ("seq_len", seq_len),
+        ("batch", batch),
+        ("bytes_per_elem", bytes_per_elem),
+    ):
+        if value < 0:
+            raise ValueError(f"kv_cache_bytes: {name} must be >= 0, got {value}")
+    return 2 * n_layer * n_kv_head * head_dim * seq_len * batch * bytes_per_elem
+
+
+# --------------------------------------------------------------------------------------
+# Sparse attention patterns
+# --------------------------------------------------------------------------------------
+
+
+def sliding_window_mask(T: int, window: int) -> torch.Tensor:
+    """(T, T) bool: query i sees keys i - window + 1 .. i (itself and window - 1 before)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    i = torch.arange(T).unsqueeze(1)
+    j = torch.arange(T).unsqueeze(0)
+    return (j <= i) & (j > i - window)
+
+
+def strided_mask(T: int, stride: int) -> torch.Tensor:
+    """(T, T) bool, the strided sparse pattern of Child et al. (2019), both heads merged.
+
+    Query i sees the previous ``stride`` keys (local head) and every key j <= i with
+    (i - j) divisible by ``stride`` (strided head).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    i = torch.arange(T).unsqueeze(1)
+    j = torch.arange(T).unsqueeze(0)
+    return (j <= i) & ((j > i - stride) | ((i - j) % stride == 0))
+
+
+def global_window_mask(T: int, window: int, n_global: int) -> torch.Tensor:
+    """(T, T) bool: a causal sliding window plus ``n_global`` global tokens at the start.
+
+    The first ``n_global`` positions (memory / global tokens, as in Longformer) are seen by
+    every later query and see every earlier key themselves.
+    """
+    mask = sliding_window_mask(T, window)
+    g = min(n_global, T)
+    mask[:, :g] = True
+    mask[:g, :] = True
+    return mask & causal_mask(T)
+
+
+# --------------------------------------------------------------------------------------
+# The cost model
+# --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,13 @@ model (Touvron et al. 2023): rotary position embeddings (``pos_emb="rope"``, Su 
 RoFormer), RMSNorm (``norm="rmsnorm"``, Zhang & Sennrich 2019), a SwiGLU MLP
 (``mlp="swiglu"``, Shazeer 2020), no biases (``bias=False``), an untied head
 (``tie_weights=False``) and grouped-query attention (``n_kv_head < n_head``, Ainslie et
-al. 2023). :meth:`GPT.from_hf_gpt2` and :meth:`GPT.from_hf_llama` load the weights of the
-``transformers`` models of those two families with equal logits.
+al. 2023). :mod:`lmcourse.hf` loads the weights of the ``transformers`` models of those two
+families with equal logits.
+
+Every building block can also be used alone, built from its own sizes
+(``MLP(384, activation="swiglu")``, ``RotaryEmbedding(64, theta=10000.0, max_len=2048)``,
+``CausalSelfAttention(384, 6, rotary=...)``) or from a :class:`GPTConfig` (``Block(config,
+layer_idx)``, ``MLP.from_config(config)``). This file imports nothing from lmcourse.
 
 The forward pass, in the named steps the book uses::
 
@@ -48,11 +53,12 @@ __all__ = [
     "RMSNorm",
     "RotaryEmbedding",
     "apply_rotary",
+    "make_norm",
+    "default_hidden_dim",
     "causal_mask",
     "padded_causal_mask",
     "eval_mode",
     "scaled_dot_product_attention",
-    "kv_cache_bytes",
 ]
 
 IGNORE_INDEX = -100  # a target with this value contributes nothing to the loss (padding)
@@ -178,9 +184,7 @@ class GPTConfig:
         """Hidden width F of the MLP (``mlp_hidden``, or the default of the MLP kind)."""
         if self.mlp_hidden is not None:
             return self.mlp_hidden
-        if self.mlp == "swiglu":
-            return 8 * math.ceil(2 * 4 * self.n_embd / 3 / 8)  # 2/3 of 4C: same parameter count
-        return 4 * self.n_embd
+        return default_hidden_dim(self.n_embd, self.mlp)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (what checkpoints store)."""
@@ -198,46 +202,6 @@ class GPTConfig:
         if unknown:
             raise ValueError(f"unknown GPTConfig fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
-
-    @classmethod
-    def from_hf_llama(cls, hf_config: Any, tie_weights: Optional[bool] = None) -> GPTConfig:
-        """The GPTConfig of a transformers ``LlamaConfig`` (v4 ``rope_scaling`` or v5 ``rope_parameters``).
-
-        Supported: default and ``"linear"`` rope scaling, SiLU, head_dim = hidden / heads,
-        biases on all projections or on none. Anything else raises a ValueError.
-        """
-        c = hf_config
-        rope = dict(getattr(c, "rope_parameters", None) or {})
-        rope.update(getattr(c, "rope_scaling", None) or {})  # transformers 4 keeps it here
-        rope_type = rope.get("rope_type", rope.get("type", "default"))
-        if rope_type not in ("default", "linear"):
-            raise ValueError(f"Llama rope type {rope_type!r} is not supported (only 'default' and 'linear')")
-        if c.hidden_act != "silu":
-            raise ValueError(f"Llama hidden_act must be 'silu' for SwiGLU, got {c.hidden_act!r}")
-        head_dim = getattr(c, "head_dim", None)
-        if head_dim is not None and head_dim != c.hidden_size // c.num_attention_heads:
-            raise ValueError(f"Llama head_dim {head_dim} != hidden_size // num_attention_heads is not supported")
-        attn_bias, mlp_bias = bool(getattr(c, "attention_bias", False)), bool(getattr(c, "mlp_bias", False))
-        if attn_bias != mlp_bias:
-            raise ValueError("Llama models with biases on only some projections are not supported")
-        return cls(
-            vocab_size=c.vocab_size,
-            block_size=c.max_position_embeddings,
-            n_layer=c.num_hidden_layers,
-            n_head=c.num_attention_heads,
-            n_kv_head=c.num_key_value_heads or c.num_attention_heads,
-            n_embd=c.hidden_size,
-            bias=attn_bias,
-            tie_weights=bool(c.tie_word_embeddings) if tie_weights is None else tie_weights,
-            layer_norm_eps=float(c.rms_norm_eps),
-            pos_emb="rope",
-            rope_theta=float(rope.get("rope_theta", getattr(c, "rope_theta", 10000.0))),
-            rope_scaling=float(rope.get("factor", 1.0)) if rope_type == "linear" else 1.0,
-            norm="rmsnorm",
-            mlp="swiglu",
-            mlp_hidden=c.intermediate_size,
-        )
-
 
 # --------------------------------------------------------------------------------------
 # Attention building blocks: masks, attention, the KV cache
@@ -266,41 +230,6 @@ def causal_mask(T: int, S: Optional[int] = None, device: Optional[torch.device] 
     if T < 0 or S < T:
         raise ValueError(f"causal_mask needs 0 <= T <= S, got T={T}, S={S}")
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
-
-
-def sliding_window_mask(T: int, window: int) -> torch.Tensor:
-    """(T, T) bool: query i sees keys i - window + 1 .. i (itself and window - 1 before)."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    i = torch.arange(T).unsqueeze(1)
-    j = torch.arange(T).unsqueeze(0)
-    return (j <= i) & (j > i - window)
-
-
-def strided_mask(T: int, stride: int) -> torch.Tensor:
-    """(T, T) bool, the strided sparse pattern of Child et al. (2019), both heads merged.
-
-    Query i sees the previous ``stride`` keys (local head) and every key j <= i with
-    (i - j) divisible by ``stride`` (strided head).
-    """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    i = torch.arange(T).unsqueeze(1)
-    j = torch.arange(T).unsqueeze(0)
-    return (j <= i) & ((j > i - stride) | ((i - j) % stride == 0))
-
-
-def global_window_mask(T: int, window: int, n_global: int) -> torch.Tensor:
-    """(T, T) bool: a causal sliding window plus ``n_global`` global tokens at the start.
-
-    The first ``n_global`` positions (memory / global tokens, as in Longformer) are seen by
-    every later query and see every earlier key themselves.
-    """
-    mask = sliding_window_mask(T, window)
-    g = min(n_global, T)
-    mask[:, :g] = True
-    mask[:g, :] = True
-    return mask & causal_mask(T)
 
 
 def scaled_dot_product_attention(
@@ -419,32 +348,6 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)
 
 
-def kv_cache_bytes(
-    n_layer: int,
-    n_kv_head: int,
-    head_dim: int,
-    seq_len: int,
-    batch: int = 1,
-    bytes_per_elem: int = 2,
-) -> int:
-    """Memory of a KV cache: 2 (keys and values) x L x h x d x n x batch x bytes.
-
-    Example: a 70B model with grouped-query attention (80 layers, 8 KV heads, d=128) at
-    4096 tokens in fp16 needs ``kv_cache_bytes(80, 8, 128, 4096)`` = 1.34e9 bytes.
-    """
-    for name, value in (
-        ("n_layer", n_layer),
-        ("n_kv_head", n_kv_head),
-        ("head_dim", head_dim),
-        ("seq_len", seq_len),
-        ("batch", batch),
-        ("bytes_per_elem", bytes_per_elem),
-    ):
-        if value < 0:
-            raise ValueError(f"kv_cache_bytes: {name} must be >= 0, got {value}")
-    return 2 * n_layer * n_kv_head * head_dim * seq_len * batch * bytes_per_elem
-
-
 # --------------------------------------------------------------------------------------
 # Rotary position embeddings (RoPE)
 # --------------------------------------------------------------------------------------
@@ -455,32 +358,65 @@ class RotaryEmbedding(nn.Module):
 
     RoPE splits each query and key vector (size D) into D/2 pairs of numbers and rotates
     pair i, seen as a point in the plane, by the angle ``m * theta_i`` at position m, with
-    frequencies ``theta_i = rope_theta ** (-2i / D)`` (fast for the first pairs, slow for
-    the last). The score of query m and key n then depends on ``m - n`` only: rotating
-    both by their own angles and taking the dot product leaves the angle difference.
+    frequencies ``theta_i = theta ** (-2i / D)`` (fast for the first pairs, slow for the
+    last). The score of query m and key n then depends on ``m - n`` only: rotating both by
+    their own angles and taking the dot product leaves the angle difference.
 
     Pairing: the paper pairs neighbouring dimensions (2i, 2i+1); we pair dimension i with
     i + D/2 ("rotate half", as GPT-NeoX and transformers' Llama do). Any fixed pairing is
     the same model up to a permutation of the query/key projection rows; this one lets
     Llama weights load unchanged.
 
-    Position interpolation (Chen et al. 2023): with ``rope_scaling = s`` position m is
-    rotated as if it were m / s, so s times more positions fit in the angles seen in
-    training. Holds no parameters: the tables are non-persistent buffers.
+    Position interpolation (Chen et al. 2023): with ``scaling = s`` position m is rotated
+    as if it were m / s, so s times more positions fit in the angles seen in training.
+    Holds no parameters: the tables are non-persistent buffers.
+
+    Args:
+        head_dim: size D of one head (even); or a :class:`GPTConfig`, which gives
+            ``head_dim``, ``rope_theta``, ``block_size`` and ``rope_scaling``.
+        theta: base of the frequencies (10000 in RoFormer and Llama 2).
+        max_len: number of positions in the table (positions 0 .. max_len - 1).
+        scaling: position interpolation factor >= 1 (1: none).
     """
 
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(
+        self,
+        head_dim: Union[int, GPTConfig],
+        theta: float = 10000.0,
+        max_len: int = 2048,
+        scaling: float = 1.0,
+    ) -> None:
         super().__init__()
-        D = config.head_dim
-        inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, D, 2, dtype=torch.float32) / D)  # (D/2,)
-        positions = torch.arange(config.block_size, dtype=torch.float32) / config.rope_scaling  # (block,)
-        angles = torch.outer(positions, inv_freq)  # (block, D/2): angle of pair i at position m
-        angles = torch.cat([angles, angles], dim=-1)  # (block, D): dims i and i + D/2 share it
+        if isinstance(head_dim, GPTConfig):
+            c = head_dim
+            head_dim, theta, max_len, scaling = c.head_dim, c.rope_theta, c.block_size, c.rope_scaling
+        _require_size("head_dim", head_dim)
+        _require_size("max_len", max_len)
+        if head_dim % 2:
+            raise ValueError(f"RotaryEmbedding rotates pairs of dimensions: head_dim must be even, got {head_dim}")
+        if not theta > 1 or not scaling >= 1:
+            raise ValueError(f"RotaryEmbedding needs theta > 1 and scaling >= 1, got {theta!r}, {scaling!r}")
+        D = head_dim
+        inv_freq = 1.0 / theta ** (torch.arange(0, D, 2, dtype=torch.float32) / D)  # (D/2,)
+        positions = torch.arange(max_len, dtype=torch.float32) / scaling  # (max_len,)
+        angles = torch.outer(positions, inv_freq)  # (max_len, D/2): angle of pair i at position m
+        angles = torch.cat([angles, angles], dim=-1)  # (max_len, D): dims i and i + D/2 share it
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
+        self.head_dim, self.max_len = head_dim, max_len
+
+    @classmethod
+    def from_config(cls, config: GPTConfig) -> RotaryEmbedding:
+        """The table of a model: ``head_dim``, ``rope_theta``, ``block_size``, ``rope_scaling``."""
+        return cls(config)
 
     def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B or 1, T) positions -> ``(cos, sin)``, each (B or 1, 1, T, D) (broadcast over heads)."""
+        """(B or 1, T) positions -> ``(cos, sin)``, each (B or 1, 1, T, D) (broadcast over heads).
+
+        (T,) positions are taken as (1, T).
+        """
+        if position_ids.dim() == 1:
+            position_ids = position_ids.unsqueeze(0)
         return self.cos[position_ids].unsqueeze(1), self.sin[position_ids].unsqueeze(1)
 
 
@@ -497,7 +433,25 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 # --------------------------------------------------------------------------------------
 # The transformer block: normalisation, attention, MLP
+#
+# Each block is built from its own sizes (``MLP(384, activation="swiglu")``), or from a
+# GPTConfig (``MLP(config)`` or ``MLP.from_config(config)``), which is what GPT does.
 # --------------------------------------------------------------------------------------
+
+
+def _require_size(name: str, value: object) -> int:
+    """A positive integer size (this file imports nothing from lmcourse, so it checks here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _require_in(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 class RMSNorm(nn.Module):
@@ -509,6 +463,7 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
+        _require_size("dim", dim)
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
@@ -519,11 +474,19 @@ class RMSNorm(nn.Module):
         return self.weight * (x32 * inv_rms).to(x.dtype)
 
 
-def make_norm(config: GPTConfig) -> nn.Module:
-    """The normalisation layer the config asks for, over the C channels."""
-    if config.norm == "rmsnorm":
-        return RMSNorm(config.n_embd, eps=config.layer_norm_eps)
-    return nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+def make_norm(kind: Union[str, GPTConfig], dim: Optional[int] = None, eps: float = 1e-5, bias: bool = True) -> nn.Module:
+    """A normalisation layer over ``dim`` channels: ``"layernorm"`` or ``"rmsnorm"``.
+
+    ``make_norm(config)`` is the one a config asks for (``norm``, ``n_embd``,
+    ``layer_norm_eps``, ``bias``).
+    """
+    if isinstance(kind, GPTConfig):
+        kind, dim, eps, bias = kind.norm, kind.n_embd, kind.layer_norm_eps, kind.bias
+    _require_in("norm", kind, _CHOICES["norm"])
+    _require_size("dim", dim)
+    if kind == "rmsnorm":
+        return RMSNorm(dim, eps=eps)
+    return nn.LayerNorm(dim, eps=eps, bias=bias)
 
 
 class CausalSelfAttention(nn.Module):
@@ -531,22 +494,67 @@ class CausalSelfAttention(nn.Module):
 
     One Linear ``c_attn`` produces queries (H heads) and keys/values (Hk heads each);
     ``c_proj`` mixes the heads back into the residual stream.
+
+    Args:
+        n_embd: width C of the input and output (or a :class:`GPTConfig`; then the second
+            positional argument is ``layer_idx``, as in ``CausalSelfAttention(config, 3)``).
+        n_head: number H of query heads; must divide ``n_embd``.
+        n_kv_head: key/value heads Hk dividing ``n_head`` (None: ``n_head``; 1 is MQA).
+        bias: biases on the two Linear layers.
+        dropout: on the attention weights and the output.
+        attn_impl: ``"sdpa"`` (fused kernel) or ``"explicit"`` (the T x S weights written out).
+        rotary: rotary embeddings (a :class:`RotaryEmbedding` of this head size), or
+            ``True`` when the caller passes the ``(cos, sin)`` of the positions itself
+            (the GPT computes them once for all layers), or None for no rotation.
+        layer_idx: which layer of a KV cache this attention writes.
     """
 
-    def __init__(self, config: GPTConfig, layer_idx: int = 0) -> None:
+    def __init__(
+        self,
+        n_embd: Union[int, GPTConfig],
+        n_head: Optional[int] = None,
+        n_kv_head: Optional[int] = None,
+        *,
+        bias: bool = True,
+        dropout: float = 0.0,
+        attn_impl: str = "sdpa",
+        rotary: Union[RotaryEmbedding, bool, None] = None,
+        layer_idx: int = 0,
+    ) -> None:
         super().__init__()
-        self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
-        self.head_dim = config.head_dim
+        if isinstance(n_embd, GPTConfig):
+            c = n_embd
+            layer_idx = layer_idx if n_head is None else n_head  # CausalSelfAttention(config, layer_idx)
+            n_embd, n_head, n_kv_head = c.n_embd, c.n_head, c.n_kv_head
+            bias, dropout, attn_impl, rotary = c.bias, c.dropout, c.attn_impl, c.pos_emb == "rope"
+        _require_size("n_embd", n_embd)
+        _require_size("n_head", n_head)
+        n_kv_head = n_head if n_kv_head is None else _require_size("n_kv_head", n_kv_head)
+        if n_embd % n_head or n_head % n_kv_head:
+            raise ValueError(
+                f"n_head ({n_head}) must divide n_embd ({n_embd}) and n_kv_head ({n_kv_head}) must divide n_head"
+            )
+        _require_in("attn_impl", attn_impl, _CHOICES["attn_impl"])
+        self.n_head, self.n_kv_head = n_head, n_kv_head
+        self.head_dim = n_embd // n_head
+        if isinstance(rotary, RotaryEmbedding) and rotary.head_dim != self.head_dim:
+            raise ValueError(f"rotary has head_dim {rotary.head_dim}, this attention {self.head_dim}")
         self.layer_idx = layer_idx
-        self.attn_impl = config.attn_impl
-        self.dropout = config.dropout
-        self.uses_rope = config.pos_emb == "rope"
-        qkv_out = (config.n_head + 2 * config.n_kv_head) * self.head_dim
-        self.c_attn = nn.Linear(config.n_embd, qkv_out, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.attn_impl = attn_impl
+        self.dropout = dropout
+        self.uses_rope = rotary is not None and rotary is not False
+        self.rotary = rotary if isinstance(rotary, RotaryEmbedding) else None
+        qkv_out = (n_head + 2 * n_kv_head) * self.head_dim
+        self.c_attn = nn.Linear(n_embd, qkv_out, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.resid_dropout = nn.Dropout(dropout)
         self.record_weights = False  # set by GPT.attention_maps
         self.last_weights: Optional[torch.Tensor] = None
+
+    @classmethod
+    def from_config(cls, config: GPTConfig, layer_idx: int = 0) -> CausalSelfAttention:
+        """The attention of layer ``layer_idx`` of a model with this config."""
+        return cls(config, layer_idx=layer_idx)
 
     def forward(
         self,
@@ -554,14 +562,19 @@ class CausalSelfAttention(nn.Module):
         kv_cache: Optional[KVCache] = None,
         mask: Optional[torch.Tensor] = None,
         rope: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """x: (B, T, C) -> (B, T, C).
+        """x: (..., T, C) -> (..., T, C); the leading dimensions are one batch B.
 
         ``mask``: (B or 1, 1, T, S) bool, or None for plain causal attention.
-        ``rope``: the ``(cos, sin)`` of the T positions (from :class:`RotaryEmbedding`);
-        required with ``pos_emb="rope"``.
+        ``rope``: the ``(cos, sin)`` of the T positions (from :class:`RotaryEmbedding`).
+        ``positions``: (T,) or (B, T) token positions, used with this attention's own
+        ``rotary`` table when ``rope`` is not given (default: the T positions after those
+        already in ``kv_cache``).
         """
-        B, T, C = x.shape
+        *lead, T, C = x.shape
+        x = x.reshape(-1, T, C)  # (B, T, C)
+        B = x.size(0)
         H, Hk, D = self.n_head, self.n_kv_head, self.head_dim
         q, k, v = self.c_attn(x).split([H * D, Hk * D, Hk * D], dim=2)
         q = q.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
@@ -569,7 +582,7 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, Hk, D).transpose(1, 2)  # (B, Hk, T, D)
         if self.uses_rope:
             if rope is None:
-                raise ValueError("this attention uses rotary embeddings: pass rope=(cos, sin)")
+                rope = self._rope(T, kv_cache, positions, x.device)
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # rotated by their positions
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, Hk, S, D), S = L + T
@@ -593,44 +606,128 @@ class CausalSelfAttention(nn.Module):
                 mask = causal_mask(T, S, device=x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, H*D): heads side by side
-        return self.resid_dropout(self.c_proj(y))
+        return self.resid_dropout(self.c_proj(y)).view(*lead, T, C)
+
+    def _rope(
+        self, T: int, kv_cache: Optional[KVCache], positions: Optional[torch.Tensor], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, sin)`` of the T positions from this attention's own table."""
+        if self.rotary is None:
+            raise ValueError(
+                "this attention uses rotary embeddings: pass rope=(cos, sin), or build it with "
+                "rotary=RotaryEmbedding(head_dim, theta, max_len) and pass positions"
+            )
+        if positions is None:
+            start = 0 if kv_cache is None else kv_cache.length
+            positions = torch.arange(start, start + T, device=device)
+        if positions.shape[-1] != T:
+            raise ValueError(f"positions must have T={T} entries in their last dimension, got {tuple(positions.shape)}")
+        if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= self.rotary.max_len):
+            raise ValueError(f"positions must be in [0, {self.rotary.max_len - 1}] (the rotary table's max_len)")
+        return self.rotary(positions.reshape(-1, T))
+
+
+def default_hidden_dim(n_embd: int, activation: str = "gelu") -> int:
+    """The MLP's default hidden width F: 4C for GELU; for SwiGLU 2/3 of that, rounded up to
+    a multiple of 8 (about the same number of parameters, as in Llama)."""
+    if activation == "swiglu":
+        return 8 * math.ceil(2 * 4 * n_embd / 3 / 8)
+    return 4 * n_embd
 
 
 class MLP(nn.Module):
     """Position-wise feed-forward network.
 
-    ``mlp="gelu"`` (GPT-2): C -> F -> GELU (tanh form) -> C.
-    ``mlp="swiglu"`` (Shazeer 2020, Llama): ``c_fc`` computes the gate x W1 and the value
-    x W3 side by side (C -> 2F); the output is (silu(gate) * value) W2 (F -> C).
+    ``activation="gelu"`` (GPT-2): C -> F -> GELU (tanh form) -> C.
+    ``activation="swiglu"`` (Shazeer 2020, Llama): ``c_fc`` computes the gate x W1 and the
+    value x W3 side by side (C -> 2F); the output is (silu(gate) * value) W2 (F -> C).
+
+    Args:
+        n_embd: width C of input and output (or a :class:`GPTConfig`, which gives every size).
+        hidden_dim: hidden width F (None: :func:`default_hidden_dim`).
+        bias: biases on the Linear layers.  activation: ``"gelu"`` or ``"swiglu"``.
+        dropout: on the output.
     """
 
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(
+        self,
+        n_embd: Union[int, GPTConfig],
+        hidden_dim: Optional[int] = None,
+        *,
+        bias: bool = True,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        self.gated = config.mlp == "swiglu"
-        F_ = config.hidden_dim
-        self.c_fc = nn.Linear(config.n_embd, 2 * F_ if self.gated else F_, bias=config.bias)
-        self.c_proj = nn.Linear(F_, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        if isinstance(n_embd, GPTConfig):
+            c = n_embd
+            n_embd, hidden_dim, bias, activation, dropout = c.n_embd, c.hidden_dim, c.bias, c.mlp, c.dropout
+        _require_size("n_embd", n_embd)
+        _require_in("activation", activation, _CHOICES["mlp"])
+        F_ = default_hidden_dim(n_embd, activation) if hidden_dim is None else _require_size("hidden_dim", hidden_dim)
+        self.gated = activation == "swiglu"
+        self.c_fc = nn.Linear(n_embd, 2 * F_ if self.gated else F_, bias=bias)
+        self.c_proj = nn.Linear(F_, n_embd, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    @classmethod
+    def from_config(cls, config: GPTConfig) -> MLP:
+        """The MLP of a model with this config."""
+        return cls(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C)."""
+        """(..., C) -> (..., C)."""
         if self.gated:
-            gate, value = self.c_fc(x).chunk(2, dim=-1)  # (B, T, F) each
-            h = F.silu(gate) * value  # (B, T, F)
+            gate, value = self.c_fc(x).chunk(2, dim=-1)  # (..., F) each
+            h = F.silu(gate) * value  # (..., F)
         else:
-            h = F.gelu(self.c_fc(x), approximate="tanh")  # (B, T, F)
+            h = F.gelu(self.c_fc(x), approximate="tanh")  # (..., F)
         return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)).
 
-    def __init__(self, config: GPTConfig, layer_idx: int = 0) -> None:
+    Built from its sizes (``Block(64, 4, norm="rmsnorm", mlp="swiglu")``, the keywords of
+    :class:`CausalSelfAttention` and :class:`MLP`), or from a config: ``Block(config,
+    layer_idx)`` or ``Block.from_config(config, layer_idx)``.
+    """
+
+    def __init__(
+        self,
+        n_embd: Union[int, GPTConfig],
+        n_head: Optional[int] = None,
+        n_kv_head: Optional[int] = None,
+        *,
+        hidden_dim: Optional[int] = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        norm: str = "layernorm",
+        eps: float = 1e-5,
+        mlp: str = "gelu",
+        attn_impl: str = "sdpa",
+        rotary: Union[RotaryEmbedding, bool, None] = None,
+        layer_idx: int = 0,
+    ) -> None:
         super().__init__()
-        self.ln_1 = make_norm(config)
-        self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = make_norm(config)
-        self.mlp = MLP(config)
+        if isinstance(n_embd, GPTConfig):
+            c = n_embd
+            layer_idx = layer_idx if n_head is None else n_head  # Block(config, layer_idx)
+            self.ln_1, self.ln_2 = make_norm(c), make_norm(c)
+            self.attn = CausalSelfAttention(c, layer_idx=layer_idx)
+            self.mlp = MLP(c)
+            return
+        self.ln_1 = make_norm(norm, n_embd, eps, bias)
+        self.attn = CausalSelfAttention(
+            n_embd, n_head, n_kv_head, bias=bias, dropout=dropout, attn_impl=attn_impl, rotary=rotary, layer_idx=layer_idx
+        )
+        self.ln_2 = make_norm(norm, n_embd, eps, bias)
+        self.mlp = MLP(n_embd, hidden_dim, bias=bias, activation=mlp, dropout=dropout)
+
+    @classmethod
+    def from_config(cls, config: GPTConfig, layer_idx: int = 0) -> Block:
+        """Block ``layer_idx`` of a model with this config."""
+        return cls(config, layer_idx=layer_idx)
 
     def forward(
         self,
@@ -638,9 +735,10 @@ class Block(nn.Module):
         kv_cache: Optional[KVCache] = None,
         mask: Optional[torch.Tensor] = None,
         rope: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C)."""
-        x = x + self.attn(self.ln_1(x), kv_cache, mask, rope)
+        """(..., T, C) -> (..., T, C); see :meth:`CausalSelfAttention.forward`."""
+        x = x + self.attn(self.ln_1(x), kv_cache, mask, rope, positions)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -721,18 +819,74 @@ class GPT(nn.Module):
         step); neither is code traced by ``torch.compile``.
         """
         self._check_inputs(idx, targets)
+        logits = self._checked_logits(idx, kv_cache, attention_mask, position_ids)  # (B, T, V)
+        loss = None if targets is None else self.loss(logits, targets)
+        return logits, loss
+
+    def step(
+        self,
+        idx: torch.Tensor,
+        kv_cache: Optional[KVCache] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        last: int = 1,
+    ) -> torch.Tensor:
+        """The decoders' model step: feed ``idx`` (B, T) through the cache, return the
+        logits of the last ``last`` positions, (B, last, V).
+
+        Arguments as in :meth:`forward`. Only the last positions go through the LM head
+        (the prefill of a long prompt needs one row of logits, not T). Every decoder of
+        lmcourse (generate, beam search, speculative decoding) calls this.
+        """
+        self._check_inputs(idx, None)
+        if not 1 <= last <= idx.size(1):
+            raise ValueError(f"last must be in [1, T={idx.size(1)}], got {last!r}")
+        return self._checked_logits(idx, kv_cache, attention_mask, position_ids, last)
+
+    def logits(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor,
+        kv_cache: Any = None,
+        mask: Optional[torch.Tensor] = None,
+        last: Optional[int] = None,
+    ) -> torch.Tensor:
+        """The forward pass itself, without checks: ids (B, T) at ``positions`` -> logits.
+
+        ``kv_cache`` is anything with ``update(layer, k, v) -> (k, v)`` (the cache is not
+        advanced here); ``mask`` (B or 1, 1, T, S) or None (causal). With ``last`` only
+        the last ``last`` positions get logits: (B, last, V); otherwise (B, T, V).
+        :meth:`forward`, :meth:`step` and the static cache of :mod:`lmcourse.fastgen` run
+        through it.
+        """
+        x = self.embed(idx, positions)  # (B, T, C)
+        x = self.run_blocks(x, positions, kv_cache, mask)  # (B, T, C)
+        if last is not None:
+            x = x[:, -last:]  # (B, last, C)
+        x = self.transformer.ln_f(x)  # final norm
+        return self.lm_head(x)  # (B, T or last, V)
+
+    def _checked_logits(
+        self,
+        idx: torch.Tensor,
+        kv_cache: Optional[KVCache],
+        attention_mask: Optional[torch.Tensor],
+        position_ids: Optional[torch.Tensor],
+        last: Optional[int] = None,
+    ) -> torch.Tensor:
+        """Positions and mask from the cache and the padding, then :meth:`logits`; advance the cache."""
         L = 0 if kv_cache is None else kv_cache.length
         positions = self._positions(idx, L, position_ids)  # (B or 1, T)
         mask = self._mask(idx, L, attention_mask)  # (B, 1, T, S), or None: plain causal
-
-        x = self.embed(idx, positions)  # (B, T, C)
-        x = self.run_blocks(x, positions, kv_cache, mask)  # (B, T, C)
-        x = self.transformer.ln_f(x)  # final norm
-        logits = self.lm_head(x)  # (B, T, V)
+        logits = self.logits(idx, positions, kv_cache, mask, last)
         if kv_cache is not None:
             kv_cache.advance(idx.size(1))
-        loss = None if targets is None else self.loss(logits, targets)
-        return logits, loss
+        return logits
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's weights (where its inputs must be)."""
+        return self.transformer.wte.weight.device
 
     def embed(self, idx: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Token vectors, plus learned position vectors: (B, T) ids -> (B, T, C).
@@ -831,95 +985,15 @@ class GPT(nn.Module):
         max_len = self.config.block_size if max_len is None else max_len
         if not 1 <= max_len <= self.config.block_size:
             raise ValueError(f"max_len must be in [1, block_size={self.config.block_size}], got {max_len}")
-        p = self.transformer.wte.weight
         return KVCache(
             self.config.n_layer,
             batch_size,
             self.config.n_kv_head,
             max_len,
             self.config.head_dim,
-            device=p.device,
-            dtype=p.dtype,
+            device=self.device,
+            dtype=self.transformer.wte.weight.dtype,
         )
-
-    # ---- Hugging Face Llama and pretrained checkpoints -----------------------------------
-
-    @classmethod
-    def from_hf_llama(cls, model_or_state_dict: Any, config: Any = None) -> GPT:
-        """Build a GPT with the weights of a Hugging Face ``LlamaForCausalLM``.
-
-        Accepts the model itself, or its ``state_dict`` together with its ``LlamaConfig``
-        (``config``). The Llama architecture is this GPT with ``pos_emb="rope"``,
-        ``norm="rmsnorm"``, ``mlp="swiglu"``: the separate q/k/v projections are stacked
-        into ``c_attn`` and the gate/up projections into ``c_fc``. Logits equal
-        transformers' in fp32 (default and ``"linear"`` rope scaling).
-        """
-        if isinstance(model_or_state_dict, nn.Module):
-            hf_cfg = model_or_state_dict.config if config is None else config
-            sd = model_or_state_dict.state_dict()
-        else:
-            if config is None:
-                raise ValueError("from_hf_llama needs config (the LlamaConfig) when given a state_dict")
-            hf_cfg, sd = config, dict(model_or_state_dict)
-        sd = {k.removeprefix("model."): v for k, v in sd.items()}
-        tied = "lm_head.weight" not in sd or bool(getattr(hf_cfg, "tie_word_embeddings", False))
-        our_config = GPTConfig.from_hf_llama(hf_cfg, tie_weights=tied)
-        model = cls(our_config)
-        renamed = {"transformer.wte.weight": sd["embed_tokens.weight"], "transformer.ln_f.weight": sd["norm.weight"]}
-        if not our_config.tie_weights:
-            renamed["lm_head.weight"] = sd["lm_head.weight"]
-        for i in range(our_config.n_layer):
-            hf, ours = f"layers.{i}.", f"transformer.h.{i}."
-            renamed[ours + "ln_1.weight"] = sd[hf + "input_layernorm.weight"]
-            renamed[ours + "ln_2.weight"] = sd[hf + "post_attention_layernorm.weight"]
-            names = ("weight", "bias") if our_config.bias else ("weight",)
-            for w in names:
-                a, m = hf + "self_attn.", hf + "mlp."
-                renamed[ours + f"attn.c_attn.{w}"] = torch.cat([sd[a + f"q_proj.{w}"], sd[a + f"k_proj.{w}"], sd[a + f"v_proj.{w}"]])
-                renamed[ours + f"attn.c_proj.{w}"] = sd[a + f"o_proj.{w}"]
-                renamed[ours + f"mlp.c_fc.{w}"] = torch.cat([sd[m + f"gate_proj.{w}"], sd[m + f"up_proj.{w}"]])
-                renamed[ours + f"mlp.c_proj.{w}"] = sd[m + f"down_proj.{w}"]
-        model._copy_in(renamed)
-        return model
-
-    @classmethod
-    def from_pretrained_hf(cls, name_or_path: str, **kwargs: Any) -> tuple[GPT, Any]:
-        """Load a GPT-2 or Llama checkpoint with transformers: ``(model, tokenizer or None)``.
-
-        ``name_or_path`` is a folder written by ``save_pretrained`` or a Hugging Face hub
-        name such as ``"gpt2"`` (downloaded by transformers, e.g. on Colab); ``kwargs``
-        go to ``AutoModelForCausalLM.from_pretrained``. The model comes back in eval mode,
-        on the CPU, in float32; the tokenizer is transformers' ``AutoTokenizer`` for the
-        same name, or None when the folder has none.
-        """
-        from transformers import AutoModelForCausalLM, AutoTokenizer  # optional, imported lazily
-
-        hf = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
-        kind = hf.config.model_type
-        if kind == "gpt2":
-            model = cls.from_hf_gpt2(hf)
-        elif kind == "llama":
-            model = cls.from_hf_llama(hf)
-        else:
-            raise ValueError(f"from_pretrained_hf loads 'gpt2' or 'llama' models; {name_or_path!r} is {kind!r}")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        except (OSError, ValueError, TypeError):  # no tokenizer files next to the weights
-            tokenizer = None
-        return model.eval(), tokenizer
-
-    def _copy_in(self, weights: dict[str, torch.Tensor]) -> None:
-        """Copy ``weights`` (our names) into every parameter; every name must be given once."""
-        ours = self.state_dict()
-        missing = set(ours) - set(weights) - ({"lm_head.weight"} if self.config.tie_weights else set())
-        if missing or set(weights) - set(ours):
-            raise ValueError(f"weights do not match the model: missing {sorted(missing)}, "
-                             f"unexpected {sorted(set(weights) - set(ours))}")
-        with torch.no_grad():
-            for key, src in weights.items():
-                if src.shape != ours[key].shape:
-                    raise ValueError(f"shape mismatch for {key}: given {tuple(src.shape)}, model {tuple(ours[key].shape)}")
-                ours[key].copy_(src)
 
     # ---- inspection ------------------------------------------------------------------
 
@@ -961,48 +1035,3 @@ class GPT(nn.Module):
         cfg = self.config
         n = self.num_params(exclude_embeddings=True) + cfg.vocab_size * cfg.n_embd  # + lm head
         return 6 * n + 12 * cfg.n_layer * cfg.n_embd * T
-
-    # ---- Hugging Face GPT-2 -----------------------------------------------------------
-
-    @classmethod
-    def from_hf_gpt2(cls, model_or_state_dict: Any, n_head: Optional[int] = None) -> GPT:
-        """Build a GPT with the weights of a Hugging Face ``GPT2LMHeadModel``.
-
-        Accepts the model itself (its config gives n_head) or its ``state_dict`` (then pass
-        ``n_head``). HF stores its Conv1D weights as (in, out); we transpose them to
-        ``nn.Linear``'s (out, in). Logits then equal transformers' in fp32.
-        """
-        if isinstance(model_or_state_dict, nn.Module):
-            hf_cfg = model_or_state_dict.config
-            n_head = hf_cfg.n_head
-            eps = hf_cfg.layer_norm_epsilon
-            sd = model_or_state_dict.state_dict()
-        else:
-            sd, eps = dict(model_or_state_dict), 1e-5
-            if n_head is None:
-                raise ValueError("from_hf_gpt2 needs n_head when given a state_dict")
-        sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
-        vocab_size, n_embd = sd["wte.weight"].shape
-        block_size = sd["wpe.weight"].shape[0]
-        n_layer = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("h."))
-        tied = "lm_head.weight" not in sd or torch.equal(sd["lm_head.weight"], sd["wte.weight"])
-        config = GPTConfig(
-            vocab_size=vocab_size,
-            block_size=block_size,
-            n_layer=n_layer,
-            n_head=n_head,
-            n_embd=n_embd,
-            bias=True,
-            tie_weights=tied,
-            layer_norm_eps=eps,
-        )
-        model = cls(config)
-        conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-        weights = {}
-        for key in model.state_dict():
-            if key == "lm_head.weight" and tied:
-                continue
-            src_key = key.removeprefix("transformer.")  # HF names are ours without the prefix
-            weights[key] = sd[src_key].t() if src_key.endswith(conv1d) else sd[src_key]
-        model._copy_in(weights)
-        return model

@@ -7,6 +7,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lmcourse.beam import beam_search
+from lmcourse.hf import from_hf_gpt2
 from lmcourse.model import GPT
 
 V = 50
@@ -23,7 +24,7 @@ def models() -> tuple[GPT2LMHeadModel, GPT]:
     # Larger weights give peaked distributions, so EOS actually wins some beams.
     with torch.no_grad():
         hf.transformer.wte.weight.mul_(20)
-    ours = GPT.from_hf_gpt2(hf).eval()
+    ours = from_hf_gpt2(hf).eval()
     return hf, ours
 
 

@@ -273,7 +273,7 @@ def check_attention_ops(driver, root, data):
 
 
 def check_kv_memory(driver, root, data):
-    from lmcourse.model import kv_cache_bytes
+    from lmcourse.long_context import kv_cache_bytes
     from lmcourse.plots.kv_cache import format_bytes
 
     preset = next(k for k in data["presets"] if "Llama-3-8B" in k)

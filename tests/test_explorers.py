@@ -16,7 +16,8 @@ from lmcourse.experiments import (
     teacher_forcing_table,
     trace_generation,
 )
-from lmcourse.model import GPT, GPTConfig, kv_cache_bytes
+from lmcourse.long_context import kv_cache_bytes
+from lmcourse.model import GPT, GPTConfig
 from lmcourse.plots.kv_cache import MODEL_PRESETS
 from lmcourse.sampling import SamplingConfig
 from lmcourse.tokenization import CharTokenizer

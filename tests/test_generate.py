@@ -8,6 +8,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lmcourse.generate import GenerationOutput, generate, stream
+from lmcourse.hf import from_hf_gpt2
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.sampling import SamplingConfig, process_logits
 
@@ -38,7 +39,7 @@ def hf_and_ours():
             if p.dim() == 2:
                 p.normal_(0.0, 0.3)
     hf.eval()
-    ours = GPT.from_hf_gpt2(hf).eval()
+    ours = from_hf_gpt2(hf).eval()
     return hf, ours
 
 

@@ -4,12 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lmcourse.hf import from_hf_gpt2
+from lmcourse.long_context import kv_cache_bytes
 from lmcourse.model import (
     GPT,
     GPTConfig,
     KVCache,
     causal_mask,
-    kv_cache_bytes,
     scaled_dot_product_attention,
 )
 
@@ -272,19 +273,19 @@ def _hf_model(seed=0, **kw):
 @pytest.mark.parametrize("kw", [{}, dict(n_layer=1, n_head=2, n_embd=16), dict(n_head=6, n_embd=48)])
 def test_from_hf_gpt2_logits_match(kw):
     hf = _hf_model(**kw)
-    ours = GPT.from_hf_gpt2(hf).eval()
+    ours = from_hf_gpt2(hf).eval()
     idx = torch.randint(0, 50, (2, 17))
     with torch.no_grad():
         ref = hf(idx).logits
         got, _ = ours(idx)
     assert (got - ref).abs().max().item() < 1e-4
-    ours2 = GPT.from_hf_gpt2(hf.state_dict(), n_head=hf.config.n_head).eval()
+    ours2 = from_hf_gpt2(hf.state_dict(), n_head=hf.config.n_head).eval()
     torch.testing.assert_close(ours2(idx)[0], got)
 
 
 def test_from_hf_gpt2_greedy_generation_matches_for_20_tokens():
     hf = _hf_model(seed=1)
-    ours = GPT.from_hf_gpt2(hf).eval()
+    ours = from_hf_gpt2(hf).eval()
     prompt = torch.randint(0, 50, (1, 5))
     with torch.no_grad():
         ref = hf.generate(

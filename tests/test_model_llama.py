@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lmcourse.generate import generate
+from lmcourse.hf import config_from_hf_llama, from_hf_llama, from_pretrained_hf
 from lmcourse.model import GPT, GPTConfig, RMSNorm, RotaryEmbedding, apply_rotary
 from lmcourse.sampling import SamplingConfig
 
@@ -58,20 +59,20 @@ def _max_diff(hf, ours, idx):
 )
 def test_from_hf_llama_logits_match(kw):
     hf = _hf_llama(**kw)
-    ours = GPT.from_hf_llama(hf).eval()
+    ours = from_hf_llama(hf).eval()
     cfg = ours.config
     assert (cfg.pos_emb, cfg.norm, cfg.mlp) == ("rope", "rmsnorm", "swiglu")
     assert cfg.n_kv_head == hf.config.num_key_value_heads and cfg.tie_weights == hf.config.tie_word_embeddings
     assert ours.num_params() == sum(p.numel() for p in hf.parameters())
     idx = torch.randint(0, 61, (2, 40))
     assert _max_diff(hf, ours, idx) < 1e-4
-    again = GPT.from_hf_llama(hf.state_dict(), config=hf.config).eval()
+    again = from_hf_llama(hf.state_dict(), config=hf.config).eval()
     assert torch.equal(again(idx)[0], ours(idx)[0])
 
 
 def test_from_hf_llama_linear_rope_scaling_matches_position_interpolation():
     hf = _hf_llama(rope_scaling=4.0)
-    ours = GPT.from_hf_llama(hf).eval()
+    ours = from_hf_llama(hf).eval()
     assert ours.config.rope_scaling == 4.0
     idx = torch.randint(0, 61, (1, 64))
     assert _max_diff(hf, ours, idx) < 1e-4
@@ -83,7 +84,7 @@ def test_from_hf_llama_linear_rope_scaling_matches_position_interpolation():
 @pytest.mark.parametrize("n_kv", [2, 6])
 def test_from_hf_llama_greedy_generation_matches_with_and_without_cache(n_kv):
     hf = _hf_llama(seed=1, num_key_value_heads=n_kv)
-    ours = GPT.from_hf_llama(hf)
+    ours = from_hf_llama(hf)
     prompt = torch.randint(0, 61, (1, 6))
     with torch.no_grad():
         ref = hf.generate(prompt, max_new_tokens=24, do_sample=False, attention_mask=torch.ones_like(prompt))
@@ -102,11 +103,11 @@ def test_llama_config_in_the_transformers_4_layout():
         rms_norm_eps=1e-5, tie_word_embeddings=False, rope_theta=500000.0,
         rope_scaling={"type": "linear", "factor": 2.0},
     )
-    cfg = GPTConfig.from_hf_llama(v4)
+    cfg = config_from_hf_llama(v4)
     assert (cfg.rope_theta, cfg.rope_scaling, cfg.n_kv_head, cfg.mlp_hidden) == (500000.0, 2.0, 2, 40)
     v4.rope_scaling = {"rope_type": "dynamic", "factor": 2.0}
     with pytest.raises(ValueError, match="dynamic"):
-        GPTConfig.from_hf_llama(v4)
+        config_from_hf_llama(v4)
 
 
 def test_from_hf_llama_rejects_what_it_cannot_represent():
@@ -115,9 +116,9 @@ def test_from_hf_llama_rejects_what_it_cannot_represent():
         hidden_act="gelu",
     )
     with pytest.raises(ValueError, match="silu"):
-        GPTConfig.from_hf_llama(cfg)
+        config_from_hf_llama(cfg)
     with pytest.raises(ValueError, match="needs config"):
-        GPT.from_hf_llama({})
+        from_hf_llama({})
 
 
 # ---- properties of the pieces ---------------------------------------------------------
@@ -217,7 +218,7 @@ def test_from_pretrained_hf_gpt2_with_tokenizer(tmp_path):
     ).eval()
     hf.save_pretrained(tmp_path)
     _tiny_tokenizer().save_pretrained(tmp_path)
-    ours, tok = GPT.from_pretrained_hf(str(tmp_path))
+    ours, tok = from_pretrained_hf(str(tmp_path))
     assert not ours.training and ours.config.pos_emb == "learned"
     ids = torch.tensor([tok.encode("hello world")])
     assert ids.shape == (1, 11) and tok.decode(ids[0]).replace(" ", "") == "helloworld"
@@ -227,7 +228,7 @@ def test_from_pretrained_hf_gpt2_with_tokenizer(tmp_path):
 def test_from_pretrained_hf_llama_without_tokenizer(tmp_path):
     hf = _hf_llama()
     hf.save_pretrained(tmp_path)
-    ours, tok = GPT.from_pretrained_hf(str(tmp_path))
+    ours, tok = from_pretrained_hf(str(tmp_path))
     assert tok is None
     assert _max_diff(hf, ours, torch.randint(0, 61, (2, 12))) < 1e-4
 

@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lmcourse.experiments import measure_attention_cost, peak_tensor_bytes  # noqa: E402
-from lmcourse.model import causal_mask, global_window_mask, sliding_window_mask, strided_mask  # noqa: E402
+from lmcourse.long_context import global_window_mask, sliding_window_mask, strided_mask  # noqa: E402
+from lmcourse.model import causal_mask  # noqa: E402
 from lmcourse.plots.attention_cost import (  # noqa: E402
     plot_attention_cost,
     plot_long_context_masks,

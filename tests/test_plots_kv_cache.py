@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from lmcourse.model import kv_cache_bytes  # noqa: E402
+from lmcourse.long_context import kv_cache_bytes  # noqa: E402
 from lmcourse.plots.kv_cache import (  # noqa: E402
     MODEL_PRESETS,
     attention_ops,

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from lmcourse.model import kv_cache_bytes  # noqa: E402
+from lmcourse.long_context import kv_cache_bytes  # noqa: E402
 from lmcourse.widgets.kv_cache import AttentionOpsExplorer, KVMemoryCalculator  # noqa: E402
 
 

@@ -152,12 +152,14 @@ def _bench(args: argparse.Namespace) -> None:
     if not args.no_hf:  # the same random weights in both libraries
         from transformers import GPT2Config, GPT2LMHeadModel
 
+        from ..hf import from_hf_gpt2
+
         hf_config = GPT2Config(
             vocab_size=args.vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
             n_layer=args.n_layer, n_head=args.n_head, bos_token_id=None, eos_token_id=None,
         )
         hf = GPT2LMHeadModel(hf_config).eval()
-        model = GPT.from_hf_gpt2(hf).to(dev).eval()
+        model = from_hf_gpt2(hf).to(dev).eval()
         hf = hf.to(dev)
     else:
         model = GPT(config).to(dev).eval()

@@ -175,7 +175,7 @@ def _bench_hf(model_kw: dict, vocab: int, batch: int, device: torch.device, dtyp
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
-    from ..model import GPT
+    from ..hf import from_hf_gpt2
 
     hf_logging.set_verbosity_error()  # no notes about its config defaults in the report
     T = model_kw["block_size"]
@@ -184,7 +184,7 @@ def _bench_hf(model_kw: dict, vocab: int, batch: int, device: torch.device, dtyp
                                     n_layer=model_kw["n_layer"], n_head=model_kw["n_head"],
                                     resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, bos_token_id=None,
                                     eos_token_id=None)).to(device).train()
-    ours = GPT.from_hf_gpt2(hf).to(device).train()
+    ours = from_hf_gpt2(hf).to(device).train()
     x = torch.randint(vocab, (batch, T), device=device)
 
     def step_ours() -> None:

@@ -225,7 +225,7 @@ def kv_memory_view(
 
     Presets are :data:`lmcourse.plots.kv_cache.MODEL_PRESETS`, dtypes
     :data:`~lmcourse.plots.kv_cache.DTYPE_BYTES`; the result equals
-    :func:`lmcourse.model.kv_cache_bytes`.
+    :func:`lmcourse.long_context.kv_cache_bytes`.
     """
     if preset not in MODEL_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {list(MODEL_PRESETS)}")

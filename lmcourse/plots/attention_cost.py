@@ -3,8 +3,8 @@
 - :func:`plot_attention_cost` draws :func:`lmcourse.experiments.measure_attention_cost`
   (explicit vs fused attention: time and peak memory over several context lengths).
 - :func:`plot_long_context_masks` shows which key each query may see in the long-context
-  attention patterns (the masks are :func:`lmcourse.model.sliding_window_mask`,
-  :func:`~lmcourse.model.strided_mask` and :func:`~lmcourse.model.global_window_mask`).
+  attention patterns (the masks are :func:`lmcourse.long_context.sliding_window_mask`,
+  :func:`~lmcourse.long_context.strided_mask` and :func:`~lmcourse.long_context.global_window_mask`).
 - :func:`plot_position_loss` draws the loss at each position of the context window.
 """
 
@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # re-exported: chapter 10 imports them from here
-from ..model import causal_mask, global_window_mask, sliding_window_mask, strided_mask
+from ..long_context import global_window_mask, sliding_window_mask, strided_mask
+from ..model import causal_mask
 from .kv_cache import BYTE_UNITS
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..model import kv_cache_bytes
+from ..long_context import kv_cache_bytes
 
 __all__ = [
     "BYTE_UNITS",
@@ -152,7 +152,7 @@ def plot_kv_memory_vs_context(
     budget_bytes: Optional[float] = None,
     ax: Optional[plt.Axes] = None,
 ) -> plt.Figure:
-    """KV-cache memory (computed with :func:`~lmcourse.model.kv_cache_bytes`) vs context length.
+    """KV-cache memory (computed with :func:`~lmcourse.long_context.kv_cache_bytes`) vs context length.
 
     Args:
         configs: label -> (n_layer, n_kv_head, head_dim), one line each.

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from ..model import kv_cache_bytes
+from ..long_context import kv_cache_bytes
 from ..plots.kv_cache import (
     DTYPE_BYTES,
     MODEL_PRESETS,
@@ -72,7 +72,7 @@ class KVMemoryCalculator(Explorer):
 
     A preset dropdown fills the sliders with a real architecture (see
     :data:`~lmcourse.plots.kv_cache.MODEL_PRESETS`). ``nbytes`` is the current
-    :func:`~lmcourse.model.kv_cache_bytes`; ``set(...)`` changes any control headless;
+    :func:`~lmcourse.long_context.kv_cache_bytes`; ``set(...)`` changes any control headless;
     ``figure()`` draws memory vs context for the current shape, with the MQA variant of the
     same model (one KV head) for comparison.
     """
