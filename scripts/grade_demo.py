@@ -59,7 +59,7 @@ CANARY = "PWNED"  # a file the attackers try to create in the course and next to
 REFERENCES = {
     "log_softmax": ("metrics", "log_softmax"), "entropy": ("metrics", "entropy"),
     "surprisal": ("metrics", "surprisal"), "perplexity": ("metrics", "perplexity"),
-    "causal_mask": ("model", "causal_mask"), "kv_cache_bytes": ("model", "kv_cache_bytes"),
+    "causal_mask": ("model", "causal_mask"), "kv_cache_bytes": ("long_context", "kv_cache_bytes"),
     "apply_temperature": ("sampling", "apply_temperature"), "top_k_filter": ("sampling", "top_k_filter"),
     "top_p_filter": ("sampling", "top_p_filter"),
     "apply_repetition_penalty": ("sampling", "apply_repetition_penalty"),

@@ -161,7 +161,7 @@ class CachedSelfAttention(_ref.CausalSelfAttention):
     def forward(self, x, use_cache=False):
         return super().forward(x)
 ''',
-        'kv_cache_bytes': '''from lmcourse.model import kv_cache_bytes as _reference
+        'kv_cache_bytes': '''from lmcourse.long_context import kv_cache_bytes as _reference
 
 
 def kv_cache_bytes(n_layer, n_kv_head, head_dim, seq_len, batch=1, bytes_per_elem=2):

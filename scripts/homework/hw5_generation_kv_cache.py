@@ -96,6 +96,7 @@ def generate_loop(model, prompt, max_new_tokens, sample_next, eos_id=None):
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_loop", "locked": true, "points": 3, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.model"]}
 import lmcourse.generate as ref_gen
+import lmcourse.long_context as ref_lc
 import lmcourse.model as ref
 from lmcourse.grading import check_float, check_tensor
 from lmcourse.sampling import SamplingConfig
@@ -417,10 +418,10 @@ def _check_int(name, got, expected, on):
 
 def test_kv_cache_bytes_visible():
     got = kv_cache_bytes(80, 8, 128, 4096)
-    _check_int("70B/GQA at 4096 tokens, fp16", got, ref.kv_cache_bytes(80, 8, 128, 4096), on="(80, 8, 128, 4096)")
+    _check_int("70B/GQA at 4096 tokens, fp16", got, ref_lc.kv_cache_bytes(80, 8, 128, 4096), on="(80, 8, 128, 4096)")
     check_float("the same in GB", got / 1e9, 1.342177280, 1e-9, 0.0, on="(80, 8, 128, 4096)")
     _check_int("fp32, batch 4", kv_cache_bytes(12, 12, 64, 1024, batch=4, bytes_per_elem=4),
-               ref.kv_cache_bytes(12, 12, 64, 1024, batch=4, bytes_per_elem=4), on="GPT-2 small shape, batch=4, fp32")
+               ref_lc.kv_cache_bytes(12, 12, 64, 1024, batch=4, bytes_per_elem=4), on="GPT-2 small shape, batch=4, fp32")
     model = _tiny_gpt(0)  # the bytes a real cache allocates
     c = model.config
     _check_int("a real lmcourse KVCache", kv_cache_bytes(c.n_layer, c.n_kv_head, c.head_dim, 32, 3, 4),
@@ -437,7 +438,7 @@ _cases = [  # (positional arguments, keyword arguments)
     ((24, 16, 64, 0), {"batch": 8}),  # nothing cached yet
     ((4, 2, 32, 100), {"bytes_per_elem": 4, "batch": 7}),
 ]
-_expected = [ref.kv_cache_bytes(*a, **k) for a, k in _cases]
+_expected = [ref_lc.kv_cache_bytes(*a, **k) for a, k in _cases]
 _model = _tiny_gpt(1, n_kv_head=1, n_layer=3)
 _real = _model.new_kv_cache(5, 17).nbytes()
 _got = [kv_cache_bytes(*a, **k) for a, k in _cases]
