@@ -41,14 +41,19 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Sequence, Union
 
 import torch
 
-from lmcourse.generate import as_eos_ids, as_prompts, check_count, check_model
+from lmcourse.checks import (
+    require_choice,
+    require_eos_ids,
+    require_instance,
+    require_int,
+    require_prompts,
+    require_real,
+)
 from lmcourse.model import GPT, KVCache, eval_mode
 
 __all__ = ["BeamSearchOutput", "Hypothesis", "FinishedHypotheses", "beam_search"]
@@ -178,22 +183,18 @@ def _check_arguments(
     early_stopping: Union[bool, str],
     num_return_sequences: int,
 ) -> tuple[list[int], set[int], float]:
-    """The shared decoder contract (see :func:`lmcourse.generate.as_prompts`) plus beam options."""
-    check_model(model)
+    """The shared decoder contract (see :mod:`lmcourse.checks`) plus beam options."""
+    require_instance("model", model, GPT, "an lmcourse GPT")
     V, block_size = model.config.vocab_size, model.config.block_size
-    (prompt,) = as_prompts(prompt_ids, V, one=True)
-    check_count("num_beams", num_beams, 1)
-    check_count("max_new_tokens", max_new_tokens, 1)
-    check_count("num_return_sequences", num_return_sequences, 1)
-    if num_return_sequences > num_beams:
-        raise ValueError(f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}")
-    if isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real):
-        raise TypeError(f"length_penalty must be a real number, got {type(length_penalty).__name__} {length_penalty!r}")
-    if not math.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be finite, got {length_penalty!r}")
-    if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
-        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
-    eos_ids = as_eos_ids(eos_token_id, V)
+    (prompt,) = require_prompts("prompt_ids", prompt_ids, V, one=True)
+    num_beams = require_int("num_beams", num_beams, minimum=1)
+    require_int("max_new_tokens", max_new_tokens, minimum=1)
+    require_int("num_return_sequences", num_return_sequences, minimum=1, maximum=num_beams)
+    length_penalty = require_real("length_penalty", length_penalty)
+    if not isinstance(early_stopping, (bool, str)):
+        raise TypeError(f"early_stopping must be True, False or 'never', got {type(early_stopping).__name__}")
+    require_choice("early_stopping", early_stopping, (True, False, "never"))
+    eos_ids = require_eos_ids("eos_token_id", eos_token_id, V)
     if len(prompt) + max_new_tokens > block_size:
         raise ValueError(
             f"len(prompt_ids) + max_new_tokens = {len(prompt) + max_new_tokens} must be <= block_size={block_size}"
@@ -217,7 +218,7 @@ def beam_search(
     Args:
         model: the :class:`~lmcourse.model.GPT` to decode with (run in eval mode, then
             its mode is restored).
-        prompt_ids: ONE prompt, in any form :func:`lmcourse.generate.as_prompts` accepts
+        prompt_ids: ONE prompt, in any form :func:`lmcourse.checks.require_prompts` accepts
             (a list of ids, a (T,) or (1, T) tensor); a (B, T) tensor with B > 1 is an error.
         num_beams: number of beams N >= 1 (1 is greedy decoding).
         max_new_tokens: at most this many tokens are generated (>= 1); the prompt plus
@@ -235,15 +236,15 @@ def beam_search(
     prompt, eos_ids, length_penalty = _check_arguments(
         model, prompt_ids, num_beams, max_new_tokens, length_penalty, eos_token_id, early_stopping, num_return_sequences
     )
-    device = model.transformer.wte.weight.device
+    device = model.device
     running = [Hypothesis(tokens=[], score=0.0)]  # the beam starts as the prompt alone
     scores = torch.zeros(1, device=device)  # (n,) float32, the running scores
     finished = FinishedHypotheses(capacity=num_beams)
     with eval_mode(model):
         cache: KVCache = model.new_kv_cache(1, max_len=len(prompt) + max_new_tokens)
-        logits, _ = model(torch.tensor([prompt], device=device), kv_cache=cache)  # (1, P, V) prefill
+        logits = model.step(torch.tensor([prompt], device=device), cache)[:, -1]  # (1, V) prefill
         for step in range(max_new_tokens):
-            log_probs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # (n, V)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)  # (n, V)
             candidates = _expand_and_rank(log_probs, scores, 2 * num_beams)
             running, parents = _select(
                 running, candidates, finished, num_beams, eos_ids, step + 1 == max_new_tokens, length_penalty
@@ -254,7 +255,7 @@ def beam_search(
             cache.reorder(torch.tensor(parents, device=device))
             scores = torch.tensor([h.score for h in running], device=device)  # (N,)
             last = torch.tensor([[h.tokens[-1]] for h in running], device=device)  # (N, 1)
-            logits, _ = model(last, kv_cache=cache)  # (N, 1, V)
+            logits = model.step(last, cache)[:, -1]  # (N, V)
     best = finished.items[:num_return_sequences]
     return BeamSearchOutput(
         sequences=[prompt + h.tokens for _, h in best],

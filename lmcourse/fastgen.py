@@ -19,8 +19,9 @@ the GPU. The remedy (the design follows PyTorch's gpt-fast; this code is our own
    :func:`lmcourse.sampling.sample_next`, eagerly, exactly as :func:`lmcourse.generate.generate`
    picks it, so both give the same tokens for the same settings and generator.
 
-The model's own modules do the work (``GPT.embed``, ``GPT.run_blocks``, the final norm and
-head); only the cache differs from the eager path.
+The model's own forward pass does the work (:meth:`lmcourse.model.GPT.logits`, the one
+model step every decoder runs through); only the cache and its mask differ from the eager
+path.
 
 Shapes used in the comments:
     B  batch size    T  positions in this call    M  max_len of the static cache
@@ -35,10 +36,11 @@ from typing import Any, Callable, Optional, Union
 import torch
 import torch.nn as nn
 
+from lmcourse.checks import require_bool, require_generator, require_instance, require_int
 from lmcourse.model import GPT, eval_mode
 from lmcourse.sampling import SamplingConfig, sample_next
 
-__all__ = ["StaticKVCache", "forward_static", "decode_step", "fast_generate"]
+__all__ = ["StaticKVCache", "forward_static", "static_decode_step", "fast_generate"]
 
 
 class StaticKVCache(nn.Module):
@@ -85,8 +87,8 @@ class StaticKVCache(nn.Module):
         max_len = cfg.block_size if max_len is None else max_len
         if not 1 <= max_len <= cfg.block_size:
             raise ValueError(f"max_len must be in [1, block_size={cfg.block_size}], got {max_len}")
-        p = model.transformer.wte.weight
-        return cls(cfg.n_layer, batch_size, cfg.n_kv_head, max_len, cfg.head_dim, device=p.device, dtype=p.dtype)
+        dtype = model.transformer.wte.weight.dtype
+        return cls(cfg.n_layer, batch_size, cfg.n_kv_head, max_len, cfg.head_dim, device=model.device, dtype=dtype)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new (B, Hk, T, D) keys/values at slots ``input_pos``; return all (B, Hk, M, D)."""
@@ -105,16 +107,14 @@ def forward_static(model: GPT, cache: StaticKVCache, ids: torch.Tensor, input_po
     cache; returns logits (B, T, V). The prefill calls it with T = prompt length."""
     cache.input_pos = input_pos
     positions = input_pos.unsqueeze(0)  # (1, T), the same for every row
-    x = model.embed(ids, positions)  # (B, T, C)
-    x = model.run_blocks(x, positions, cache, cache.mask(input_pos))  # (B, T, C)
-    x = model.transformer.ln_f(x)  # final norm
-    return model.lm_head(x)  # (B, T, V)
+    return model.logits(ids, positions, cache, cache.mask(input_pos))  # (B, T, V)
 
 
-def decode_step(model: GPT, cache: StaticKVCache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+def static_decode_step(model: GPT, cache: StaticKVCache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """One decode step of fixed shape: token (B, 1) at position ``pos`` (1,) -> logits (B, V).
 
-    This is the function that ``torch.compile`` captures whole.
+    This is the function that ``torch.compile`` captures whole. (Not to be confused with
+    :func:`lmcourse.sampling.decode_step`, which turns logits into a token.)
     """
     return forward_static(model, cache, token, pos)[:, -1, :]
 
@@ -130,8 +130,7 @@ def _cache_for(model: GPT, batch_size: int) -> StaticKVCache:
     rather than recorded again. Old contents do no harm: the prefill and each step write
     every slot before the mask lets a query see it.
     """
-    p = model.transformer.wte.weight
-    key = (batch_size, p.device, p.dtype, model.config.n_layer, model.config.block_size)
+    key = (batch_size, model.device, model.transformer.wte.weight.dtype, model.config.n_layer, model.config.block_size)
     per_model = _caches.setdefault(model, {})
     if key not in per_model:
         per_model.clear()  # one cache per model at a time: free the old one
@@ -140,30 +139,28 @@ def _cache_for(model: GPT, batch_size: int) -> StaticKVCache:
 
 
 def _compiled_decode_step() -> Callable[..., torch.Tensor]:
-    """``decode_step`` compiled once per process (CUDA graphs on a GPU; plain Inductor on a CPU)."""
+    """:func:`static_decode_step` compiled once per process (CUDA graphs on a GPU; plain Inductor on a CPU)."""
     if "step" not in _compiled:
-        _compiled["step"] = torch.compile(decode_step, mode="reduce-overhead", fullgraph=True)
+        _compiled["step"] = torch.compile(static_decode_step, mode="reduce-overhead", fullgraph=True)
     return _compiled["step"]
 
 
-def _check_prompt(model: GPT, prompt_ids: Any, max_new_tokens: Any) -> None:
-    if not isinstance(model, GPT):
-        raise ValueError(f"model must be an lmcourse GPT, got {type(model).__name__}")
-    if (
-        not isinstance(prompt_ids, torch.Tensor)
-        or prompt_ids.dim() != 2
-        or prompt_ids.size(1) < 1
-        or prompt_ids.dtype.is_floating_point
-        or prompt_ids.dtype == torch.bool
-    ):
-        raise ValueError(
-            f"prompt_ids must be an integer LongTensor of shape (B, T) with T >= 1, got {getattr(prompt_ids, 'shape', prompt_ids)!r}"
-        )
+def _check_arguments(
+    model: GPT, prompt_ids: Any, max_new_tokens: Any, generator: Any, compile: Any
+) -> None:
+    """The decoder contract of :mod:`lmcourse.checks`, for (B, T) tensors of equal-length prompts."""
+    require_instance("model", model, GPT, "an lmcourse GPT")
+    require_instance("prompt_ids", prompt_ids, torch.Tensor, "an integer tensor (B, T)")
+    if prompt_ids.dtype.is_floating_point or prompt_ids.dtype.is_complex or prompt_ids.dtype == torch.bool:
+        raise TypeError(f"prompt_ids must hold integer token ids, got a tensor of dtype {prompt_ids.dtype}")
+    if prompt_ids.dim() != 2 or prompt_ids.size(1) < 1:
+        raise ValueError(f"prompt_ids must have shape (B, T) with T >= 1, got {tuple(prompt_ids.shape)}")
     V = model.config.vocab_size
     if bool(((prompt_ids < 0) | (prompt_ids >= V)).any()):
         raise ValueError(f"prompt_ids must be token ids in [0, {V - 1}]")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    require_int("max_new_tokens", max_new_tokens, minimum=0)
+    require_generator("generator", generator)
+    require_bool("compile", compile)
     if prompt_ids.size(1) + max_new_tokens > model.config.block_size:
         raise ValueError(
             f"prompt ({prompt_ids.size(1)}) + max_new_tokens ({max_new_tokens}) must fit in "
@@ -200,20 +197,20 @@ def fast_generate(
         SamplingConfig(temperature, top_k), generator=generator).sequences`` (no stop
         conditions here).
     """
-    _check_prompt(model, prompt_ids, max_new_tokens)
+    _check_arguments(model, prompt_ids, max_new_tokens, generator, compile)
     sampling = SamplingConfig(temperature=temperature, top_k=top_k)
-    device = model.transformer.wte.weight.device
+    device = model.device
     prompt = prompt_ids.to(device=device, dtype=torch.long)
     B, T = prompt.shape
     if max_new_tokens == 0:
         return prompt.clone()
-    step = _compiled_decode_step() if compile else decode_step
+    step = _compiled_decode_step() if compile else static_decode_step
     cache = _cache_for(model, B)  # M = block_size: one shape for every call
     if compile:
         cache.mark_static()
     tokens = [prompt]
     with eval_mode(model):
-        logits = forward_static(model, cache, prompt, torch.arange(T, device=device))[:, -1, :]  # prefill
+        logits = forward_static(model, cache, prompt, torch.arange(T, device=device))[:, -1, :]  # prefill (B, V)
         pos = torch.tensor([T], device=device)  # (1,) position of the token fed next
         for i in range(max_new_tokens):
             token = sample_next(logits, sampling, generator)  # (B,), eager: same as generate

@@ -29,10 +29,13 @@ window is recomputed every step, with exactly the same window, so both give the 
 tokens. In a batch the window slides for all rows together, when the longest row is full.
 
 **One argument contract** for every decoder (:func:`generate`, :func:`stream`,
-``lmcourse.beam.beam_search``, ``lmcourse.speculative.speculative_generate``): the
-prompt forms of :func:`as_prompts`, counts checked by :func:`check_count`, EOS ids by
-:func:`as_eos_ids`; wrong types raise TypeError, wrong values ValueError, both naming the
-parameter. Every decoder runs the model in eval mode and restores its mode.
+``lmcourse.beam.beam_search``, ``lmcourse.speculative.speculative_generate``,
+``lmcourse.fastgen.fast_generate``): the checks of :mod:`lmcourse.checks` (the prompt
+forms of :func:`~lmcourse.checks.require_prompts`, EOS ids, counts, flags, generators);
+wrong types raise TypeError, wrong values ValueError, both naming the parameter. Every
+decoder runs the model in eval mode and restores its mode, and feeds it through one model
+step, :meth:`lmcourse.model.GPT.step` (ids through the KV cache, logits of the last
+positions).
 
 Shapes used in the comments:
     B  batch size    W  window width (columns, padding included)    V  vocabulary size
@@ -40,12 +43,20 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 
+from lmcourse.checks import (
+    require_bool,
+    require_callable,
+    require_eos_ids,
+    require_generator,
+    require_instance,
+    require_int,
+    require_prompts,
+)
 from lmcourse.model import GPT, KVCache, eval_mode
 from lmcourse.sampling import SamplingConfig, decode_step
 
@@ -54,11 +65,6 @@ __all__ = [
     "GenerationOutput",
     "generate",
     "stream",
-    "as_prompts",
-    "as_eos_ids",
-    "check_count",
-    "check_model",
-    "check_generator",
 ]
 
 PromptIds = Union[Sequence[int], Sequence[Sequence[int]], torch.Tensor]
@@ -115,133 +121,20 @@ class GenerationOutput:
     steps: Optional[list[DecodeStep]] = None
 
 
-# --------------------------------------------------------------------------------------
-# Argument checking: one contract for every decoder (generate, stream, beam_search,
-# speculative_generate). Wrong types raise TypeError, wrong values ValueError; both name
-# the parameter.
-# --------------------------------------------------------------------------------------
-
-
-def _is_int(x: object) -> bool:
-    """A Python or NumPy integer, not a bool."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def check_count(name: str, value: object, minimum: int = 0) -> int:
-    """An integer >= ``minimum`` (TypeError for bools, floats, strings; ValueError below)."""
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_model(model: object, name: str = "model") -> GPT:
-    """An lmcourse GPT (TypeError otherwise)."""
-    if not isinstance(model, GPT):
-        raise TypeError(f"{name} must be an lmcourse GPT, got {type(model).__name__}")
-    return model
-
-
-def check_generator(generator: object) -> Optional[torch.Generator]:
-    """None or a ``torch.Generator`` on any device (TypeError otherwise)."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
-
-
-def _row(ids: object, vocab_size: int, name: str) -> list[int]:
-    """One prompt (a sequence of ints, or a 1-D integer tensor/array) -> list of ids."""
-    if (isinstance(ids, torch.Tensor) or type(ids).__module__ == "numpy") and len(ids.shape) != 1:
-        raise ValueError(f"{name}: each prompt must be 1-D, got shape {tuple(ids.shape)}")
-    if isinstance(ids, torch.Tensor):
-        if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer token ids, got a tensor of dtype {ids.dtype}")
-        ids = ids.tolist()
-    elif type(ids).__module__ == "numpy":
-        if ids.dtype.kind not in "iu":
-            raise TypeError(f"{name} must hold integer token ids, got a NumPy array of dtype {ids.dtype}")
-        ids = ids.tolist()
-    row = list(ids)
-    if not row:
-        raise ValueError(f"{name}: every prompt needs at least one token")
-    for t in row:
-        if not _is_int(t):
-            raise TypeError(f"{name} must hold integer token ids, got {type(t).__name__} {t!r}")
-        if not 0 <= t < vocab_size:
-            raise ValueError(f"{name} must be token ids in [0, {vocab_size - 1}], got {t!r}")
-    return [int(t) for t in row]
-
-
-def as_prompts(prompt_ids: object, vocab_size: int, *, one: bool = False, name: str = "prompt_ids") -> list[list[int]]:
-    """Every accepted prompt form -> a list of B prompts (lists of ids).
-
-    Accepted: one prompt (a list/tuple of ints, a 1-D integer tensor or NumPy array) or
-    several (a ragged list of such rows, a 2-D integer tensor or array (B, T)). Python and
-    NumPy integers are both fine. A (B, T) tensor is B prompts, never flattened; with
-    ``one=True`` (decoders of a single prompt) B must be 1. Strings, floats, None and bools
-    raise TypeError; empty prompts and ids outside [0, vocab_size) raise ValueError.
-    """
-    if prompt_ids is None or isinstance(prompt_ids, (str, bytes, numbers.Number)):
-        hint = ": encode the text with the tokenizer first" if isinstance(prompt_ids, (str, bytes)) else ""
-        raise TypeError(
-            f"{name} must be a list of token ids, a list of such lists, or an integer tensor (T,) / (B, T), "
-            f"got {type(prompt_ids).__name__}{hint}"
-        )
-    if isinstance(prompt_ids, torch.Tensor) or type(prompt_ids).__module__ == "numpy":
-        dims = len(prompt_ids.shape)
-        if dims not in (1, 2):
-            raise ValueError(f"{name} tensor must have shape (T,) or (B, T), got {tuple(prompt_ids.shape)}")
-        rows = [_row(prompt_ids, vocab_size, name)] if dims == 1 else [_row(r, vocab_size, name) for r in prompt_ids]
-    else:
-        items = list(prompt_ids)
-        if not items:
-            raise ValueError(f"{name} must hold at least one prompt (got an empty sequence)")
-        if all(_is_int(t) for t in items):
-            rows = [_row(items, vocab_size, name)]  # a single prompt
-        elif all(isinstance(t, (list, tuple, torch.Tensor)) or type(t).__module__ == "numpy" for t in items):
-            rows = [_row(r, vocab_size, name) for r in items]
-        else:
-            bad = next(t for t in items if not _is_int(t))
-            raise TypeError(f"{name} must hold integer token ids (or lists of them), got {type(bad).__name__} {bad!r}")
-    if not rows:
-        raise ValueError(f"{name} must hold at least one prompt")
-    if one and len(rows) != 1:
-        raise ValueError(f"{name} holds {len(rows)} prompts, but this decoder takes one: pass a single row")
-    return rows
-
-
-def as_eos_ids(eos_token_id: object, vocab_size: int) -> set[int]:
-    """None, one id, or a list of ids in [0, vocab_size) -> a set."""
-    if eos_token_id is None:
-        return set()
-    ids = [eos_token_id] if _is_int(eos_token_id) else eos_token_id
-    if isinstance(ids, (str, bytes, numbers.Number)) or not isinstance(ids, (list, tuple, set)):
-        raise TypeError(f"eos_token_id must be an int, a list of ints or None, got {type(eos_token_id).__name__} {eos_token_id!r}")
-    for t in ids:
-        if not _is_int(t):
-            raise TypeError(f"eos_token_id must be an int, a list of ints or None, got {eos_token_id!r}")
-        if not 0 <= t < vocab_size:
-            raise ValueError(f"eos_token_id must be in [0, {vocab_size - 1}] (the vocabulary), got {t!r}")
-    return {int(t) for t in ids}
-
-
 def _as_stop_strings(stop_strings: Union[str, Sequence[str], None], tokenizer: Any) -> list[str]:
     """None, one string or a list -> list of non-empty strings (needs a tokenizer)."""
     if stop_strings is None:
         return []
+    if not isinstance(stop_strings, (str, list, tuple)):
+        raise TypeError(f"stop_strings must be a string, a list of strings or None, got {type(stop_strings).__name__}")
     strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
-    if not strings or not all(isinstance(s, str) and s for s in strings):
+    if not all(isinstance(s, str) for s in strings):
+        raise TypeError(f"stop_strings must be a string, a list of strings or None, got {stop_strings!r}")
+    if not strings or not all(strings):
         raise ValueError(f"stop_strings must be non-empty strings, got {stop_strings!r}")
     if tokenizer is None or not callable(getattr(tokenizer, "decode", None)):
         raise ValueError("stop_strings need a tokenizer with decode(ids) -> str (tokenizer=...)")
     return strings
-
-
-def _check_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------------------
@@ -280,7 +173,7 @@ def _next_token_logits(
     starts = [max(0, len(c) - block) for c in contexts]  # window = contexts[i][starts[i]:]
     cache: Optional[KVCache] = None
     mask: Optional[torch.Tensor] = None
-    device = model.transformer.wte.weight.device
+    device = model.device
     for step in range(max_new_tokens):
         width = max(len(c) - s for c, s in zip(contexts, starts))
         if width > block:  # slide: keep the last `keep` tokens of every row
@@ -300,9 +193,9 @@ def _next_token_logits(
             if mask is not None:
                 mask = torch.cat([mask, mask.new_ones(len(contexts), 1)], dim=1)  # (B, L + 1)
                 positions = mask.sum(-1, keepdim=True) - 1  # (B, 1) each row's own position
-        logits, _ = model(ids, kv_cache=cache, attention_mask=mask, position_ids=positions)  # (B, t, V)
         # left padding: the last column is a real token in every row
-        yield logits[:, -1, :], contexts, ids, (cache.length if cache is not None else 0)
+        logits = model.step(ids, kv_cache=cache, attention_mask=mask, position_ids=positions)[:, -1]  # (B, V)
+        yield logits, contexts, ids, (cache.length if cache is not None else 0)
 
 
 # --------------------------------------------------------------------------------------
@@ -416,18 +309,16 @@ def _check_common(
     generator: Optional[torch.Generator],
 ) -> tuple[list[list[int]], SamplingConfig, set[int], list[str]]:
     """Validate the arguments shared by :func:`generate` and :func:`stream`."""
-    check_model(model)
-    check_count("max_new_tokens", max_new_tokens, 0)
-    sampling = SamplingConfig() if sampling is None else sampling
-    if not isinstance(sampling, SamplingConfig):
-        raise TypeError(f"sampling must be a SamplingConfig or None, got {type(sampling).__name__}")
-    if tokenizer is not None and not callable(getattr(tokenizer, "decode", None)):
-        raise TypeError("tokenizer must have a decode(ids) -> str method")
-    _check_flag("use_cache", use_cache)
-    check_generator(generator)
+    require_instance("model", model, GPT, "an lmcourse GPT")
+    require_int("max_new_tokens", max_new_tokens, minimum=0)
+    sampling = require_instance("sampling", sampling, SamplingConfig, optional=True) or SamplingConfig()
+    if tokenizer is not None:
+        require_callable("tokenizer.decode", getattr(tokenizer, "decode", None), "decode(ids) -> str")
+    require_bool("use_cache", use_cache)
+    require_generator("generator", generator)
     V = model.config.vocab_size
-    rows = as_prompts(prompt_ids, V)
-    return rows, sampling, as_eos_ids(eos_token_id, V), _as_stop_strings(stop_strings, tokenizer)
+    rows = require_prompts("prompt_ids", prompt_ids, V)
+    return rows, sampling, require_eos_ids("eos_token_id", eos_token_id, V), _as_stop_strings(stop_strings, tokenizer)
 
 
 @torch.no_grad()
@@ -451,7 +342,7 @@ def generate(
         model: an lmcourse :class:`~lmcourse.model.GPT` (put in eval mode for the call,
             then restored).
         prompt_ids: one prompt (list[int] or LongTensor (T,)) or several (a ragged
-            list[list[int]] or LongTensor (B, T)); see :func:`as_prompts`.
+            list[list[int]] or LongTensor (B, T)); see :func:`lmcourse.checks.require_prompts`.
         max_new_tokens: >= 0 tokens to add at most per prompt.
         sampling: a :class:`~lmcourse.sampling.SamplingConfig` (default: plain sampling at
             temperature 1); ``SamplingConfig(temperature=0)`` is greedy.
@@ -480,10 +371,9 @@ def generate(
     rows, sampling, eos_ids, stops = _check_common(
         model, prompt_ids, max_new_tokens, sampling, eos_token_id, stop_strings, tokenizer, use_cache, generator
     )
-    _check_flag("return_logprobs", return_logprobs)
-    _check_flag("record_steps", record_steps)
-    if callback is not None and not callable(callback):
-        raise TypeError("callback must be callable as callback(step, token_ids)")
+    require_bool("return_logprobs", return_logprobs)
+    require_bool("record_steps", record_steps)
+    require_callable("callback", callback, "callback(step, token_ids)", optional=True)
     state = _State(len(rows))
     with eval_mode(model):
         steps = _steps(

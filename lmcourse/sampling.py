@@ -30,12 +30,12 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import torch
+
+from lmcourse.checks import require_generator, require_instance, require_int, require_real
 
 __all__ = [
     "apply_temperature",
@@ -63,18 +63,8 @@ PreviousIds = Union[torch.Tensor, Sequence[Sequence[int]], Sequence[int]]
 # --------------------------------------------------------------------------------------
 
 
-def _real(name: str, value: object) -> float:
-    """``value`` as a finite float; TypeError for bools, strings and non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
 def _check_temperature(value: object, name: str = "temperature", allow_zero: bool = False) -> float:
-    t = _real(name, value)
+    t = require_real(name, value)
     if not (t > 0 or (allow_zero and t == 0)):
         rule = ">= 0 (0 is greedy)" if allow_zero else "> 0 (0 means greedy in sample_next)"
         raise ValueError(f"{name} must be {rule}, got {value!r}")
@@ -82,29 +72,22 @@ def _check_temperature(value: object, name: str = "temperature", allow_zero: boo
 
 
 def _check_top_k(value: object, name: str = "top_k") -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return require_int(name, value, minimum=1)
 
 
 def _check_top_p(value: object, name: str = "top_p") -> float:
-    p = _real(name, value)
+    p = require_real(name, value)
     if not 0.0 < p <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
     return p
 
 
 def _check_min_p(value: object, name: str = "min_p") -> float:
-    m = _real(name, value)
-    if not 0.0 <= m <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    return m
+    return require_real(name, value, 0.0, 1.0)
 
 
 def _check_penalty(value: object, name: str = "repetition_penalty") -> float:
-    r = _real(name, value)
+    r = require_real(name, value)
     if not r > 0:
         raise ValueError(f"{name} must be > 0 (1 is no penalty), got {value!r}")
     return r
@@ -361,6 +344,7 @@ def pick_token(
     processed_logits: torch.Tensor, config: SamplingConfig, generator: Optional[torch.Generator] = None
 ) -> torch.Tensor:
     """(B, V) processed logits -> (B,) ids: the argmax when greedy, else one softmax draw."""
+    require_generator("generator", generator)
     if config.greedy:
         return processed_logits.argmax(dim=-1)  # (B,)
     return draw_multinomial(torch.softmax(processed_logits, dim=-1), generator)  # (B,)
@@ -405,8 +389,8 @@ def decode_step(
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise ValueError(f"logits must be a (B, V) tensor, got {getattr(logits, 'shape', type(logits))}")
-    if not isinstance(config, SamplingConfig):
-        raise TypeError(f"config must be a SamplingConfig, got {type(config).__name__}")
+    require_instance("config", config, SamplingConfig)
+    require_generator("generator", generator)
     raw = logits if logits.dtype == torch.float64 else logits.float()
     processed = process_logits(raw, config, previous_ids)  # (B, V)
     _check_usable(raw, processed, config)

@@ -32,13 +32,19 @@ Shapes used in the comments:
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import torch
 
-from lmcourse.generate import as_eos_ids, as_prompts, check_count, check_generator, check_model
+from lmcourse.checks import (
+    require_eos_ids,
+    require_generator,
+    require_instance,
+    require_int,
+    require_prompts,
+    require_real,
+)
 from lmcourse.model import GPT, KVCache, eval_mode
 from lmcourse.sampling import (
     SamplingConfig,
@@ -96,9 +102,8 @@ def expected_tokens_per_round(alpha: float, k: int) -> float:
     rejection, or the bonus when all k pass): E = sum_{i=0..k} alpha^i
     = (1 - alpha^(k+1)) / (1 - alpha), and k + 1 when alpha = 1.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    k = check_count("k", k, 0)
+    alpha = require_real("alpha", alpha, 0.0, 1.0)
+    k = require_int("k", k, minimum=0)
     if alpha == 1.0:
         return float(k + 1)
     return (1 - alpha ** (k + 1)) / (1 - alpha)
@@ -135,6 +140,7 @@ def accept_or_resample(
     Returns:
         ``(accepted, token)``: token is ``draft_token`` when accepted, else the resample.
     """
+    require_generator("generator", generator)
     if p.dim() != 1 or p.shape != q.shape:
         raise ValueError(f"p and q must both have shape (V,), got {tuple(p.shape)} and {tuple(q.shape)}")
     if not 0 <= draft_token < p.numel():
@@ -167,12 +173,10 @@ def _acceptance_probs(processed: torch.Tensor, sampling: SamplingConfig) -> torc
     return torch.softmax(processed, dim=-1)
 
 
-def _feed(model: GPT, cache: KVCache, tokens: list[int]) -> torch.Tensor:
-    """Feed the tokens the cache has not seen yet; return the logits (t, V) of those positions."""
+def _feed(model: GPT, cache: KVCache, tokens: list[int], last: int = 1) -> torch.Tensor:
+    """Feed the tokens the cache has not seen yet; return the logits (last, V) of the last positions."""
     new = tokens[cache.length :]
-    device = model.transformer.wte.weight.device
-    logits, _ = model(torch.tensor([new], device=device), kv_cache=cache)  # (1, t, V)
-    return logits[0]
+    return model.step(torch.tensor([new], device=model.device), cache, last=last)[0]  # (last, V)
 
 
 def _draft(
@@ -184,7 +188,7 @@ def _draft(
     drafts: list[int] = []
     qs: list[torch.Tensor] = []
     for _ in range(k):
-        logits = _feed(draft, cache, tokens + drafts)[-1:].to(device)  # (1, V)
+        logits = _feed(draft, cache, tokens + drafts).to(device)  # (1, V)
         choice = decode_step(logits, sampling, generator, [tokens + drafts])
         drafts.append(int(choice.token))
         qs.append(_acceptance_probs(choice.processed_logits, sampling)[0])  # (V,)
@@ -197,7 +201,7 @@ def _verify(
     """Step 2: ONE target forward over the pending tokens and the k drafts; returns the
     processed logits (k + 1, V): row i predicts the token after ``drafts[:i]``."""
     k = len(drafts)
-    logits = _feed(target, cache, tokens + drafts)[-(k + 1) :].float()  # (k + 1, V)
+    logits = _feed(target, cache, tokens + drafts, last=k + 1).float()  # (k + 1, V)
     previous = [tokens + drafts[:i] for i in range(k + 1)]  # each row's history (repetition penalty)
     return process_logits(logits, sampling, previous)  # (k + 1, V)
 
@@ -221,20 +225,18 @@ def _check_arguments(
     target: GPT, draft: GPT, prompt_ids: object, max_new_tokens: int, num_draft_tokens: int,
     sampling: Optional[SamplingConfig], generator: Optional[torch.Generator], eos_token_id: object,
 ) -> tuple[list[int], SamplingConfig, set[int]]:
-    """The shared decoder contract (see :func:`lmcourse.generate.as_prompts`) plus the pair's."""
-    check_model(target, "target")
-    check_model(draft, "draft")
+    """The shared decoder contract (see :mod:`lmcourse.checks`) plus the pair's."""
+    require_instance("target", target, GPT, "an lmcourse GPT")
+    require_instance("draft", draft, GPT, "an lmcourse GPT")
     V = target.config.vocab_size
     if draft.config.vocab_size != V:
         raise ValueError(f"draft vocab_size ({draft.config.vocab_size}) must equal target vocab_size ({V})")
-    (prompt,) = as_prompts(prompt_ids, V, one=True)
-    check_count("max_new_tokens", max_new_tokens, 1)
-    check_count("num_draft_tokens", num_draft_tokens, 1)
-    sampling = SamplingConfig() if sampling is None else sampling
-    if not isinstance(sampling, SamplingConfig):
-        raise TypeError(f"sampling must be a SamplingConfig or None, got {type(sampling).__name__}")
-    check_generator(generator)
-    eos_ids = as_eos_ids(eos_token_id, V)
+    (prompt,) = require_prompts("prompt_ids", prompt_ids, V, one=True)
+    require_int("max_new_tokens", max_new_tokens, minimum=1)
+    require_int("num_draft_tokens", num_draft_tokens, minimum=1)
+    sampling = require_instance("sampling", sampling, SamplingConfig, optional=True) or SamplingConfig()
+    require_generator("generator", generator)
+    eos_ids = require_eos_ids("eos_token_id", eos_token_id, V)
     total = len(prompt) + max_new_tokens
     limit = min(target.config.block_size, draft.config.block_size)
     if total > limit:
@@ -263,7 +265,7 @@ def speculative_generate(
             then its mode is restored; so is the draft's).
         draft: the small, fast model that proposes tokens; same vocabulary as target; may
             sit on another device (its logits are moved to the target's).
-        prompt_ids: ONE prompt, in any form :func:`lmcourse.generate.as_prompts` accepts
+        prompt_ids: ONE prompt, in any form :func:`lmcourse.checks.require_prompts` accepts
             (a list of ids, a (T,) or (1, T) tensor); a (B, T) tensor with B > 1 is an error.
         max_new_tokens: number of tokens to generate (>= 1), fewer if an EOS id appears.
         num_draft_tokens: k >= 1, tokens the draft proposes per round.
@@ -278,7 +280,7 @@ def speculative_generate(
     prompt, sampling, eos_ids = _check_arguments(
         target, draft, prompt_ids, max_new_tokens, num_draft_tokens, sampling, generator, eos_token_id
     )
-    device = target.transformer.wte.weight.device
+    device = target.device
     total = len(prompt) + max_new_tokens
     # Invariant between rounds: each cache holds a prefix of `tokens`; at least the last
     # token of `tokens` is still to be fed to it.
@@ -323,8 +325,8 @@ def speed_report(out: SpeculativeOutput, draft_cost: float) -> dict[str, float]:
         generated / (target passes + c * draft passes), i.e. versus one target forward per
         token (the one-token-decode cost of both models is taken as constant).
     """
-    if isinstance(draft_cost, bool) or not isinstance(draft_cost, numbers.Real) or not 0.0 <= draft_cost <= 1.0:
-        raise ValueError(f"draft_cost must be in [0, 1], got {draft_cost!r}")
+    draft_cost = require_real("draft_cost", draft_cost, 0.0, 1.0)
+    require_instance("out", out, SpeculativeOutput)
     cost = out.target_forward_passes + draft_cost * out.draft_forward_passes
     return {
         "acceptance_rate": out.acceptance_rate,

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from lmcourse.checks import require_callable, require_generator, require_instance, require_int
 from lmcourse.generate import generate
 from lmcourse.model import GPT
 from lmcourse.sampling import SamplingConfig
@@ -139,12 +140,19 @@ def generate_with_tools(
     Returns:
         A :class:`ToolRun`. A call naming an unknown tool gets the result ``"unknown tool"``.
     """
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if max_calls < 0:
-        raise ValueError(f"max_calls must be >= 0, got {max_calls}")
-    if not open_marker or not close_marker:
-        raise ValueError("open_marker and close_marker must be non-empty strings")
+    require_instance("model", model, GPT, "an lmcourse GPT")
+    require_callable("tokenizer.encode", getattr(tokenizer, "encode", None), "encode(text) -> ids")
+    require_instance("prompt", prompt, str)
+    require_instance("tools", tools, dict, "a dict of name -> function")
+    for name, tool in tools.items():
+        require_callable(f"tools[{name!r}]", tool, "tool(argument) -> str")
+    require_int("max_new_tokens", max_new_tokens, minimum=0)
+    require_int("max_calls", max_calls, minimum=0)
+    require_generator("generator", generator)
+    for name, marker in (("open_marker", open_marker), ("close_marker", close_marker)):
+        require_instance(name, marker, str)
+        if not marker:
+            raise ValueError(f"{name} must be a non-empty string")
     ends = list(stop_strings or [])
     text, calls, budget = "", [], max_new_tokens
     while budget > 0:

@@ -163,5 +163,5 @@ def test_prompt_contract(models):
         beam_search(ours, [4], num_beams=True, max_new_tokens=3)
     with pytest.raises(TypeError, match="length_penalty"):
         beam_search(ours, [4], num_beams=2, max_new_tokens=3, length_penalty="1")
-    with pytest.raises(ValueError, match="early_stopping"):
+    with pytest.raises(TypeError, match="early_stopping"):
         beam_search(ours, [4], num_beams=2, max_new_tokens=3, early_stopping=1)

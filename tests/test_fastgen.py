@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from lmcourse.fastgen import StaticKVCache, decode_step, fast_generate, forward_static
+from lmcourse.fastgen import StaticKVCache, fast_generate, forward_static, static_decode_step
 from lmcourse.generate import generate
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.sampling import SamplingConfig
@@ -36,7 +36,7 @@ def test_static_cache_logits_equal_the_uncached_forward(arch):
     with torch.no_grad():
         pieces = [forward_static(model, cache, idx[:, :9], torch.arange(9))]
         for t in range(9, 20):
-            pieces.append(decode_step(model, cache, idx[:, t : t + 1], torch.tensor([t])).unsqueeze(1))
+            pieces.append(static_decode_step(model, cache, idx[:, t : t + 1], torch.tensor([t])).unsqueeze(1))
     torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=0)
 
 
