@@ -78,7 +78,8 @@ _CHOICES = {
 
 @dataclass
 class GPTConfig:
-    """Hyper-parameters of a GPT. Validated on construction.
+    """Hyper-parameters of a GPT. Validated on construction (TypeError for a wrong type,
+    ValueError for a wrong value, naming the field).
 
     The defaults describe GPT-2; a Llama-style model is, for example,
     ``GPTConfig(pos_emb="rope", norm="rmsnorm", mlp="swiglu", bias=False,
@@ -137,17 +138,21 @@ class GPTConfig:
         ints = ("vocab_size", "block_size", "n_layer", "n_head", "n_kv_head", "n_embd")
         for name in ints + (("mlp_hidden",) if self.mlp_hidden is not None else ()):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"GPTConfig.{name} must be a positive integer, got {type(value).__name__} {value!r}")
+            if value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         for name in ("bias", "tie_weights"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+                raise TypeError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("dropout", "layer_norm_eps", "rope_theta", "rope_scaling"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"GPTConfig.{name} must be a finite number, got {type(value).__name__} {value!r}")
+            if not math.isfinite(value):
                 raise ValueError(f"GPTConfig.{name} must be a finite number, got {value!r}")
         if self.n_embd % self.n_head != 0:
             raise ValueError(

@@ -114,7 +114,6 @@ def model():
 def _calls(model):
     """(function, keyword arguments that work, parameter, a wrong-type value, a wrong value)."""
     tok = CharTokenizer("abc<>0123456789+=")
-    g = torch.Generator()
     p = torch.full((20,), 0.05)
     base_gen = dict(model=model, prompt_ids=[1, 2], max_new_tokens=2)
     return [

@@ -38,13 +38,9 @@ def make(seed=0, **kw) -> GPT:
         (dict(vocab_size=-1), "vocab_size"),
         (dict(dropout=1.0), "dropout"),
         (dict(attn_impl="flash"), "attn_impl"),
-        (dict(bias="False"), "bias must be True or False"),
-        (dict(tie_weights=1), "tie_weights must be True or False"),
-        (dict(n_head=True), "n_head must be a positive integer"),
         (dict(layer_norm_eps=float("nan")), "layer_norm_eps must be a finite number"),
         (dict(layer_norm_eps=float("inf")), "layer_norm_eps must be a finite number"),
         (dict(layer_norm_eps=0.0), "layer_norm_eps must be > 0"),
-        (dict(dropout="0.1"), "dropout must be a finite number"),
         (dict(pos_emb="alibi"), "pos_emb must be one of"),
         (dict(norm="batchnorm"), "norm must be one of"),
         (dict(mlp="relu"), "mlp must be one of"),
@@ -57,6 +53,21 @@ def make(seed=0, **kw) -> GPT:
 )
 def test_config_validation(kw, message):
     with pytest.raises(ValueError, match=message):
+        tiny(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(bias="False"), "bias must be True or False"),
+        (dict(tie_weights=1), "tie_weights must be True or False"),
+        (dict(n_head=True), "n_head must be a positive integer"),
+        (dict(n_layer=2.0), "n_layer must be a positive integer"),
+        (dict(dropout="0.1"), "dropout must be a finite number"),
+    ],
+)
+def test_config_wrong_types_raise_type_error(kw, message):
+    with pytest.raises(TypeError, match=message):
         tiny(**kw)
 
 
