@@ -51,11 +51,15 @@ def test_config_validation_names_parameter():
 
 
 def test_lr_schedule_warmup_then_cosine():
-    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110)
-    assert lr_at(0, cfg) == pytest.approx(0.1)
-    assert lr_at(9, cfg) == pytest.approx(1.0)
-    assert lr_at(60, cfg) == pytest.approx(0.55)
-    assert lr_at(110, cfg) == pytest.approx(0.1)
+    assert lr_at(0, lr=1.0, min_lr=0.1, warmup=10, max_iters=110) == pytest.approx(0.1)
+    assert lr_at(9, 1.0, 0.1, 10, 110) == pytest.approx(1.0)
+    assert lr_at(60, 1.0, 0.1, 10, 110) == pytest.approx(0.55)
+    assert lr_at(110, 1.0, 0.1, 10, 110) == pytest.approx(0.1)
+    assert lr_at(500, 1.0, 0.1, 10, 110) == pytest.approx(0.1)  # past the end: min_lr
+    with pytest.raises(TypeError, match="step"):
+        lr_at(1.5, 1.0, 0.1, 10, 110)
+    with pytest.raises(ValueError, match="min_lr"):
+        lr_at(1, 1.0, 2.0, 10, 110)
 
 
 def test_weight_decay_only_on_matrices():
