@@ -9,20 +9,14 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from lmcourse.generate import GenerationOutput, generate, stream
 from lmcourse.hf import from_hf_gpt2
-from lmcourse.model import GPT, GPTConfig
+from lmcourse.model import GPT
 from lmcourse.sampling import SamplingConfig, process_logits
 
 GREEDY = SamplingConfig(temperature=0)
 V = 50
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (the CI machine's cores are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +38,9 @@ def hf_and_ours():
 
 
 @pytest.fixture(scope="module")
-def small():
+def small(tiny_gpt):
     """A GPT with a short block_size (16) to exercise the sliding window."""
-    torch.manual_seed(1)
-    model = GPT(GPTConfig(vocab_size=V, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    model = tiny_gpt(1, vocab_size=V, block_size=16)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:

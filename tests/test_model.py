@@ -21,9 +21,10 @@ def tiny(**kw) -> GPTConfig:
     return GPTConfig(**base)
 
 
-def make(seed=0, **kw) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(tiny(**kw)).eval()
+@pytest.fixture
+def make(tiny_gpt):
+    """``make(seed, **overrides)``: the tiny GPT of this file (its sizes, any field overridden)."""
+    return lambda seed=0, **kw: tiny_gpt(seed, **{**tiny().to_dict(), **kw})
 
 
 # ---- configuration ------------------------------------------------------------------
@@ -82,7 +83,7 @@ def test_config_defaults_and_roundtrip():
 # ---- forward, loss, masking ----------------------------------------------------------
 
 
-def test_forward_shapes_and_loss_matches_cross_entropy():
+def test_forward_shapes_and_loss_matches_cross_entropy(make):
     model = make()
     idx = torch.randint(0, 37, (3, 10))
     targets = torch.randint(0, 37, (3, 10))
@@ -94,7 +95,7 @@ def test_forward_shapes_and_loss_matches_cross_entropy():
     assert model(idx)[1] is None
 
 
-def test_forward_rejects_bad_ids_and_targets_naming_them():
+def test_forward_rejects_bad_ids_and_targets_naming_them(make):
     model = make()
     good = torch.randint(0, 37, (2, 5))
     for bad, message in [
@@ -139,7 +140,7 @@ def test_explicit_attention_matches_torch_sdpa():
 
 @pytest.mark.parametrize("impl", ["sdpa", "explicit"])
 @pytest.mark.parametrize("n_kv_head", [4, 2, 1])
-def test_future_tokens_never_change_past_logits(impl, n_kv_head):
+def test_future_tokens_never_change_past_logits(make, impl, n_kv_head):
     model = make(attn_impl=impl, n_kv_head=n_kv_head)
     torch.manual_seed(1)
     a = torch.randint(0, 37, (2, 12))
@@ -152,7 +153,7 @@ def test_future_tokens_never_change_past_logits(impl, n_kv_head):
 
 
 @pytest.mark.parametrize("n_kv_head", [4, 2, 1])
-def test_sdpa_and_explicit_paths_agree(n_kv_head):
+def test_sdpa_and_explicit_paths_agree(make, n_kv_head):
     a = make(attn_impl="sdpa", n_kv_head=n_kv_head)
     b = make(attn_impl="explicit", n_kv_head=n_kv_head)
     b.load_state_dict(a.state_dict())
@@ -160,7 +161,7 @@ def test_sdpa_and_explicit_paths_agree(n_kv_head):
     torch.testing.assert_close(a(idx)[0], b(idx)[0], atol=1e-5, rtol=1e-5)
 
 
-def test_attention_maps_are_causal_distributions():
+def test_attention_maps_are_causal_distributions(make):
     model = make()
     maps = model.attention_maps(torch.randint(0, 37, (1, 9)))
     assert len(maps) == 2 and maps[0].shape == (1, 4, 9, 9)
@@ -174,7 +175,7 @@ def test_attention_maps_are_causal_distributions():
 
 @pytest.mark.parametrize("impl", ["sdpa", "explicit"])
 @pytest.mark.parametrize("n_kv_head", [4, 2, 1])  # MHA, GQA, MQA
-def test_prefill_then_decode_equals_full_forward(impl, n_kv_head):
+def test_prefill_then_decode_equals_full_forward(make, impl, n_kv_head):
     model = make(attn_impl=impl, n_kv_head=n_kv_head)
     torch.manual_seed(2)
     idx = torch.randint(0, 37, (3, 20))
@@ -188,7 +189,7 @@ def test_prefill_then_decode_equals_full_forward(impl, n_kv_head):
     assert cache.length == 20
 
 
-def test_chunked_prefill_equals_full_forward():
+def test_chunked_prefill_equals_full_forward(make):
     model = make(n_kv_head=2)
     idx = torch.randint(0, 37, (2, 15))
     cache = model.new_kv_cache(2)
@@ -196,7 +197,7 @@ def test_chunked_prefill_equals_full_forward():
     torch.testing.assert_close(torch.cat(chunks, 1), model(idx)[0], atol=1e-5, rtol=0)
 
 
-def test_left_padding_with_attention_mask_matches_unpadded_rows():
+def test_left_padding_with_attention_mask_matches_unpadded_rows(make):
     model = make(n_kv_head=2)
     torch.manual_seed(3)
     short, long_ = torch.randint(0, 37, (1, 5)), torch.randint(0, 37, (1, 9))
@@ -211,7 +212,7 @@ def test_left_padding_with_attention_mask_matches_unpadded_rows():
     assert torch.isfinite(logits).all()
 
 
-def test_cache_and_block_size_overflow_raise_clear_errors():
+def test_cache_and_block_size_overflow_raise_clear_errors(make):
     model = make()
     cache = model.new_kv_cache(1, max_len=4)
     model(torch.zeros(1, 4, dtype=torch.long), kv_cache=cache)
@@ -223,7 +224,7 @@ def test_cache_and_block_size_overflow_raise_clear_errors():
         model.new_kv_cache(1, max_len=33)
 
 
-def test_cache_crop_allows_rollback():
+def test_cache_crop_allows_rollback(make):
     model = make()
     idx = torch.randint(0, 37, (1, 10))
     cache = model.new_kv_cache(1)
@@ -234,7 +235,7 @@ def test_cache_crop_allows_rollback():
     torch.testing.assert_close(rest, model(idx)[0][:, 6:], atol=1e-5, rtol=0)
 
 
-def test_kv_cache_bytes_formula_and_allocation():
+def test_kv_cache_bytes_formula_and_allocation(make):
     # documented example: 80 layers, 8 KV heads, d=128, 4096 tokens, fp16
     assert kv_cache_bytes(80, 8, 128, 4096) == 1_342_177_280
     model = make(n_kv_head=2)
@@ -249,7 +250,7 @@ def test_kv_cache_bytes_formula_and_allocation():
 # ---- counts, files ------------------------------------------------------------------
 
 
-def test_param_counts_and_flops():
+def test_param_counts_and_flops(make):
     model = make()
     cfg = model.config
     total = sum(p.numel() for p in model.parameters())
@@ -260,7 +261,7 @@ def test_param_counts_and_flops():
     assert model.flops_per_token(16) == 6 * n + 12 * cfg.n_layer * cfg.n_embd * 16
 
 
-def test_untied_head_has_own_matrix():
+def test_untied_head_has_own_matrix(make):
     model = make(tie_weights=False)
     assert model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr()
     tied = make()

@@ -1,17 +1,13 @@
 """Chapter 10's measurements (lmcourse.experiments), masks (lmcourse.model) and figures (plots.attention_cost)."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.experiments import measure_attention_cost, peak_tensor_bytes  # noqa: E402
-from lmcourse.long_context import global_window_mask, sliding_window_mask, strided_mask  # noqa: E402
-from lmcourse.model import causal_mask  # noqa: E402
-from lmcourse.plots.attention_cost import (  # noqa: E402
+from lmcourse.experiments import measure_attention_cost, peak_tensor_bytes
+from lmcourse.long_context import global_window_mask, sliding_window_mask, strided_mask
+from lmcourse.model import causal_mask
+from lmcourse.plots.attention_cost import (
     plot_attention_cost,
     plot_long_context_masks,
     plot_position_loss,

@@ -1,15 +1,12 @@
 """lmcourse.plots.beyond_text: images, raster order, waveforms and spectrograms."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.data import dequantise, quantised_tones, shape_images  # noqa: E402
-from lmcourse.plots.beyond_text import (  # noqa: E402
+from lmcourse.data import dequantise, quantised_tones, shape_images
+from lmcourse.plots.beyond_text import (
     plot_image_rows,
     plot_raster_order,
     plot_spectrograms,

@@ -1,13 +1,9 @@
 """The chain-rule figure draws headlessly and returns a matplotlib figure."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-
-from lmcourse.plots.chain_rule import plot_conditional_probs  # noqa: E402
+from lmcourse.plots.chain_rule import plot_conditional_probs
 
 
 def test_plot_conditional_probs_returns_figure():

@@ -1,20 +1,16 @@
 """Headless checks of lmcourse.plots.decoding (chapter 8's figures)."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.plots.decoding import (  # noqa: E402
+from lmcourse.plots.decoding import (
     filter_stats,
     plot_diversity_quality,
     plot_filtering,
     plot_kept_counts,
 )
-from lmcourse.sampling import top_k_filter, top_p_filter  # noqa: E402
+from lmcourse.sampling import top_k_filter, top_p_filter
 
 LOGITS = torch.tensor([3.0, 2.5, 1.0, 0.5, 0.0, -1.0, -2.0, -4.0])
 VOCAB = list("abcdefgh")

@@ -3,19 +3,15 @@
 import json
 from importlib.resources import files
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.data import MarkovSource  # noqa: E402
-from lmcourse.experiments import exposure_curves  # noqa: E402
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.exposure import plot_exposure  # noqa: E402
+from lmcourse.data import MarkovSource
+from lmcourse.experiments import exposure_curves
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.plots.exposure import plot_exposure
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,20 @@
 """Chapter 6 figures: the recorded loop matches lmcourse.generate; the figures draw it."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.experiments import trace_generation  # noqa: E402
-from lmcourse.generate import generate  # noqa: E402
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.generation import (  # noqa: E402
+from lmcourse.experiments import trace_generation
+from lmcourse.generate import generate
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.plots.generation import (
     plot_candidate_grid,
     plot_parallel_vs_sequential,
     plot_step,
 )
-from lmcourse.sampling import SamplingConfig  # noqa: E402
-from lmcourse.tokenization import CharTokenizer  # noqa: E402
+from lmcourse.sampling import SamplingConfig
+from lmcourse.tokenization import CharTokenizer
 
 
 def _model_and_tok():

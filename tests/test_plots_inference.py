@@ -1,16 +1,12 @@
 """Tests of lmcourse.plots.inference (chapter 11's figures and simulations)."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from lmcourse.experiments import kv_allocation, simulate_batching  # noqa: E402
-from lmcourse.plots.inference import (  # noqa: E402
+from lmcourse.experiments import kv_allocation, simulate_batching
+from lmcourse.plots.inference import (
     plot_batching,
     plot_exactness,
     plot_kv_allocation,

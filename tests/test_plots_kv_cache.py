@@ -1,17 +1,13 @@
 """Chapter 7 figures: operation counts, timings plot, KV memory plot."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from lmcourse.long_context import kv_cache_bytes  # noqa: E402
-from lmcourse.plots.kv_cache import (  # noqa: E402
+from lmcourse.long_context import kv_cache_bytes
+from lmcourse.plots.kv_cache import (
     MODEL_PRESETS,
     attention_ops,
     format_bytes,

@@ -1,15 +1,11 @@
 """Attention patterns of GPT / BERT / encoder-decoder and the training-signals figure."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.model import causal_mask  # noqa: E402
-from lmcourse.plots.objectives import (  # noqa: E402
+from lmcourse.model import causal_mask
+from lmcourse.plots.objectives import (
     attention_patterns,
     plot_attention_patterns,
     plot_training_signals,

@@ -1,15 +1,11 @@
 """Figures of the chat pipeline: token strips, masks, text panels, per-token loss."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from lmcourse.plots.pipeline import (  # noqa: E402
+from lmcourse.plots.pipeline import (
     plot_masked_loss,
     plot_text_panel,
     plot_token_strip,

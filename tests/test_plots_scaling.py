@@ -1,19 +1,17 @@
 """lmcourse.plots.scaling: the chapter 12 figures draw the numbers they are given."""
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from lmcourse.plots.scaling import (  # noqa: E402
+from lmcourse.plots.scaling import (
     plot_loss_vs_compute,
     plot_loss_vs_params,
     plot_self_supervision,
     plot_tokens_per_param,
 )
-from lmcourse.scaling import fit_power_law  # noqa: E402
+from lmcourse.scaling import fit_power_law
 
 
 def _runs():

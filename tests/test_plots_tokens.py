@@ -1,12 +1,8 @@
 """The tokenisation figures draw headlessly and return matplotlib figures."""
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lmcourse.plots.tokens import _layout, plot_compression, plot_token_boxes, visible  # noqa: E402
+from lmcourse.plots.tokens import _layout, plot_compression, plot_token_boxes, visible
 
 
 def test_visible_marks_whitespace():

@@ -2,18 +2,14 @@
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse import metrics  # noqa: E402
-from lmcourse.experiments import teacher_forcing_table  # noqa: E402
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.training import (  # noqa: E402
+from lmcourse import metrics
+from lmcourse.experiments import teacher_forcing_table
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.plots.training import (
     loss_history,
     plot_loss_curves,
     plot_teacher_forcing,

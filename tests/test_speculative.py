@@ -52,13 +52,7 @@ def chi2_statistic(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, in
     return stat, obs.numel() - 1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the CPU is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 def tiny_gpt(

@@ -1,15 +1,11 @@
 """The attention explorer builds headless, reacts to its controls and draws a static figure."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.attention import plot_attention, plot_mask  # noqa: E402
-from lmcourse.widgets.attention import AttentionExplorer, attention_weights  # noqa: E402
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.plots.attention import plot_attention, plot_mask
+from lmcourse.widgets.attention import AttentionExplorer, attention_weights
 
 
 def _setup():

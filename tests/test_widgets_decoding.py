@@ -1,15 +1,11 @@
 """Headless checks of the chapter 8 decoding explorer."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.tokenization import CharTokenizer  # noqa: E402
-from lmcourse.widgets.decoding import DecodingExplorer  # noqa: E402
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.tokenization import CharTokenizer
+from lmcourse.widgets.decoding import DecodingExplorer
 
 LOGITS = torch.tensor([3.0, 2.5, 1.0, 0.5, 0.0, -1.0, -2.0, -4.0])
 VOCAB = list("abcdefgh")

@@ -2,19 +2,15 @@
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse import metrics  # noqa: E402
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.distribution import distribution_stats, plot_distribution, token_label  # noqa: E402
-from lmcourse.tokenization import CharTokenizer  # noqa: E402
-from lmcourse.widgets.distribution import DistributionExplorer, next_token_logits  # noqa: E402
+from lmcourse import metrics
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.plots.distribution import distribution_stats, plot_distribution, token_label
+from lmcourse.tokenization import CharTokenizer
+from lmcourse.widgets.distribution import DistributionExplorer, next_token_logits
 
 VOCAB = list("abcdefgh ")
 

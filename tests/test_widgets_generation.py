@@ -1,17 +1,13 @@
 """The autoregressive loop stepper builds headless and follows its controls."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.sampling import SamplingConfig  # noqa: E402
-from lmcourse.tokenization import CharTokenizer  # noqa: E402
-from lmcourse.widgets.generation import LoopStepper  # noqa: E402
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.sampling import SamplingConfig
+from lmcourse.tokenization import CharTokenizer
+from lmcourse.widgets.generation import LoopStepper
 
 
 @pytest.fixture()

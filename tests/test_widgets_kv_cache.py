@@ -1,14 +1,10 @@
 """Chapter 7 explorers build headless and follow their controls."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-
-from lmcourse.long_context import kv_cache_bytes  # noqa: E402
-from lmcourse.widgets.kv_cache import AttentionOpsExplorer, KVMemoryCalculator  # noqa: E402
+from lmcourse.long_context import kv_cache_bytes
+from lmcourse.widgets.kv_cache import AttentionOpsExplorer, KVMemoryCalculator
 
 
 def test_attention_ops_explorer():

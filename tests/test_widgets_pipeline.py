@@ -2,19 +2,15 @@
 
 import json
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.chat import apply_chat_template  # noqa: E402
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.plots.pipeline import STAGES, plot_pipeline  # noqa: E402
-from lmcourse.tokenization import CharTokenizer  # noqa: E402
-from lmcourse.widgets.pipeline import PipelineStepper, reassemble, run_pipeline  # noqa: E402
+from lmcourse.chat import apply_chat_template
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.plots.pipeline import STAGES, plot_pipeline
+from lmcourse.tokenization import CharTokenizer
+from lmcourse.widgets.pipeline import PipelineStepper, reassemble, run_pipeline
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 

@@ -1,17 +1,13 @@
 """Training-chapter explorers: the teacher-forcing stepper and the live loss-curve callback."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lmcourse.model import GPT, GPTConfig  # noqa: E402
-from lmcourse.tokenization import CharTokenizer  # noqa: E402
-from lmcourse.train import TrainConfig, Trainer  # noqa: E402
-from lmcourse.widgets.training import LiveLossPlot, TeacherForcingStepper, in_notebook  # noqa: E402
+from lmcourse.model import GPT, GPTConfig
+from lmcourse.tokenization import CharTokenizer
+from lmcourse.train import TrainConfig, Trainer
+from lmcourse.widgets.training import LiveLossPlot, TeacherForcingStepper, in_notebook
 
 TEXT = "to be or not to be, that is the question"
 
