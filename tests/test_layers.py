@@ -1,4 +1,4 @@
-"""The package's layering rule (issue 17): every module is in ``lmcourse.LAYERS`` and imports
+"""The package's layering rule: every module is in ``lmcourse.LAYERS`` and imports
 only modules listed before it; ``import lmcourse`` stays cheap.
 
 Imports are read with ``ast`` from the source files (nothing is imported), anywhere in a

@@ -237,7 +237,7 @@ def test_invalid_arguments_raise(fn, bad, name):
         fn(bad)
 
 
-# ---- validation of types and values (issue 18) ----------------------------------------
+# ---- validation of types and values ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -296,7 +296,7 @@ def test_decode_step_reports_what_it_computed():
     assert torch.equal(choice.token, torch.multinomial(choice.probs, 1, generator=torch.Generator().manual_seed(3))[:, 0])
 
 
-# ---- the device contract (issue 15): draws happen on the generator's device -----------
+# ---- the device contract: draws happen on the generator's device ---------------------
 
 
 def test_draw_multinomial_runs_on_the_generators_device(monkeypatch):

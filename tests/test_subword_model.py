@@ -1,4 +1,4 @@
-"""The shipped subword model (issue 19): ``lmcourse/assets/checkpoints/shakespeare-bpe.pt``.
+"""The shipped subword model: ``lmcourse/assets/checkpoints/shakespeare-bpe.pt``.
 
 Made by ``scripts/train_subword_model.py``. The file must load safely, carry its BPE
 tokenizer, and its recorded validation numbers must be what the weights give.

@@ -234,7 +234,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _bench_stop_strings(args: argparse.Namespace) -> None:
-    """Decode ms/step with and without stop strings, for a batch of rows (issue 18)."""
+    """Decode ms/step with and without stop strings, for a batch of rows."""
     from ..generate import generate
     from ..model import GPT, GPTConfig
     from ..sampling import SamplingConfig
