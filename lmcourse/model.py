@@ -22,7 +22,7 @@ families with equal logits.
 Every building block can also be used alone, built from its own sizes
 (``MLP(384, activation="swiglu")``, ``RotaryEmbedding(64, theta=10000.0, max_len=2048)``,
 ``CausalSelfAttention(384, 6, rotary=...)``) or from a :class:`GPTConfig` (``Block(config,
-layer_idx)``, ``MLP.from_config(config)``). This file imports nothing from lmcourse.
+layer_idx)``, ``MLP(config)``). This file imports nothing from lmcourse.
 
 The forward pass, in the named steps the book uses::
 
@@ -410,10 +410,6 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("sin", angles.sin(), persistent=False)
         self.head_dim, self.max_len = head_dim, max_len
 
-    @classmethod
-    def from_config(cls, config: GPTConfig) -> RotaryEmbedding:
-        """The table of a model: ``head_dim``, ``rope_theta``, ``block_size``, ``rope_scaling``."""
-        return cls(config)
 
     def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B or 1, T) positions -> ``(cos, sin)``, each (B or 1, 1, T, D) (broadcast over heads).
@@ -440,7 +436,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 # The transformer block: normalisation, attention, MLP
 #
 # Each block is built from its own sizes (``MLP(384, activation="swiglu")``), or from a
-# GPTConfig (``MLP(config)`` or ``MLP.from_config(config)``), which is what GPT does.
+# GPTConfig (``MLP(config)``, ``Block(config, layer_idx)``), which is what GPT does.
 # --------------------------------------------------------------------------------------
 
 
@@ -556,10 +552,6 @@ class CausalSelfAttention(nn.Module):
         self.record_weights = False  # set by GPT.attention_maps
         self.last_weights: Optional[torch.Tensor] = None
 
-    @classmethod
-    def from_config(cls, config: GPTConfig, layer_idx: int = 0) -> CausalSelfAttention:
-        """The attention of layer ``layer_idx`` of a model with this config."""
-        return cls(config, layer_idx=layer_idx)
 
     def forward(
         self,
@@ -675,10 +667,6 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(F_, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
-    @classmethod
-    def from_config(cls, config: GPTConfig) -> MLP:
-        """The MLP of a model with this config."""
-        return cls(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., C) -> (..., C)."""
@@ -695,7 +683,7 @@ class Block(nn.Module):
 
     Built from its sizes (``Block(64, 4, norm="rmsnorm", mlp="swiglu")``, the keywords of
     :class:`CausalSelfAttention` and :class:`MLP`), or from a config: ``Block(config,
-    layer_idx)`` or ``Block.from_config(config, layer_idx)``.
+    layer_idx)``.
     """
 
     def __init__(
@@ -729,10 +717,6 @@ class Block(nn.Module):
         self.ln_2 = make_norm(norm, n_embd, eps, bias)
         self.mlp = MLP(n_embd, hidden_dim, bias=bias, activation=mlp, dropout=dropout)
 
-    @classmethod
-    def from_config(cls, config: GPTConfig, layer_idx: int = 0) -> Block:
-        """Block ``layer_idx`` of a model with this config."""
-        return cls(config, layer_idx=layer_idx)
 
     def forward(
         self,
