@@ -410,7 +410,6 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("sin", angles.sin(), persistent=False)
         self.head_dim, self.max_len = head_dim, max_len
 
-
     def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B or 1, T) positions -> ``(cos, sin)``, each (B or 1, 1, T, D) (broadcast over heads).
 
@@ -552,7 +551,6 @@ class CausalSelfAttention(nn.Module):
         self.record_weights = False  # set by GPT.attention_maps
         self.last_weights: Optional[torch.Tensor] = None
 
-
     def forward(
         self,
         x: torch.Tensor,
@@ -667,7 +665,6 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(F_, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., C) -> (..., C)."""
         if self.gated:
@@ -716,7 +713,6 @@ class Block(nn.Module):
         )
         self.ln_2 = make_norm(norm, n_embd, eps, bias)
         self.mlp = MLP(n_embd, hidden_dim, bias=bias, activation=mlp, dropout=dropout)
-
 
     def forward(
         self,
