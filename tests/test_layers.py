@@ -140,3 +140,17 @@ def test_import_lmcourse_is_lazy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_no_two_modules_define_the_same_public_name():
+    """One name, one meaning: a public function or class is defined in one module only
+    (the sub-command protocol of ``lmcourse.cli``, ``add_arguments`` and ``run``, excepted)."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(_module_name(path))
+    protocol = {"add_arguments", "run"}
+    twice = {name: mods for name, mods in where.items() if len(mods) > 1 and name not in protocol}
+    assert not twice, f"public names defined in several modules: {twice}"
+    assert all(m.startswith("lmcourse.cli.") for m in where["run"])
