@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lmcourse.checks import require_bool, require_int
 from lmcourse.model import causal_mask
 
 __all__ = [
@@ -151,13 +152,13 @@ LLAMA3_8B = ModelShape("Llama-3-8B", 8.03e9, 32, 32, 8, 128)
 
 
 def _check_tokens(n_tokens: int) -> None:
-    if not isinstance(n_tokens, int) or n_tokens < 1:
-        raise ValueError(f"n_tokens must be an integer >= 1, got {n_tokens!r}")
+    require_int("n_tokens", n_tokens, minimum=1)
 
 
 def attention_flops(shape: ModelShape, n_tokens: int, causal: bool = True) -> float:
     """FLOPs of the attention matmuls (QK^T and weights @ V) of a prefill of ``n_tokens``."""
     _check_tokens(n_tokens)
+    require_bool("causal", causal)
     full = 2 * 2 * shape.n_layer * shape.n_head * shape.head_dim * float(n_tokens) ** 2
     return full / 2 if causal else full
 
@@ -185,8 +186,7 @@ def ring_attention(shape: ModelShape, n_tokens: int, devices: int, bytes_per_ele
     are the G - 1 KV blocks each device forwards, for all layers, during one prefill.
     """
     _check_tokens(n_tokens)
-    if not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices must be an integer >= 1, got {devices!r}")
+    require_int("devices", devices, minimum=1)
     block = shape.kv_bytes(n_tokens, bytes_per_elem) / devices
     return RingCost(
         devices=devices,

@@ -60,3 +60,7 @@ def test_bad_arguments():
         ring_attention(LLAMA3_8B, 10, 0)
     with pytest.raises(ValueError, match="n_kv_head"):
         ModelShape("x", 1.0, 1, 4, 3, 8)
+    with pytest.raises(TypeError, match="n_tokens"):
+        attention_flops(LLAMA3_8B, 10.0)
+    with pytest.raises(TypeError, match="causal"):
+        attention_flops(LLAMA3_8B, 10, causal="no")
