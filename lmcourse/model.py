@@ -448,6 +448,12 @@ def _require_size(name: str, value: object) -> int:
     return value
 
 
+def _require_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _require_in(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -484,6 +490,7 @@ def make_norm(kind: Union[str, GPTConfig], dim: Optional[int] = None, eps: float
         kind, dim, eps, bias = kind.norm, kind.n_embd, kind.layer_norm_eps, kind.bias
     _require_in("norm", kind, _CHOICES["norm"])
     _require_size("dim", dim)
+    _require_flag("bias", bias)
     if kind == "rmsnorm":
         return RMSNorm(dim, eps=eps)
     return nn.LayerNorm(dim, eps=eps, bias=bias)
@@ -529,6 +536,7 @@ class CausalSelfAttention(nn.Module):
             bias, dropout, attn_impl, rotary = c.bias, c.dropout, c.attn_impl, c.pos_emb == "rope"
         _require_size("n_embd", n_embd)
         _require_size("n_head", n_head)
+        _require_flag("bias", bias)
         n_kv_head = n_head if n_kv_head is None else _require_size("n_kv_head", n_kv_head)
         if n_embd % n_head or n_head % n_kv_head:
             raise ValueError(
@@ -658,6 +666,7 @@ class MLP(nn.Module):
             c = n_embd
             n_embd, hidden_dim, bias, activation, dropout = c.n_embd, c.hidden_dim, c.bias, c.mlp, c.dropout
         _require_size("n_embd", n_embd)
+        _require_flag("bias", bias)
         _require_in("activation", activation, _CHOICES["mlp"])
         F_ = default_hidden_dim(n_embd, activation) if hidden_dim is None else _require_size("hidden_dim", hidden_dim)
         self.gated = activation == "swiglu"
@@ -1005,6 +1014,7 @@ class GPT(nn.Module):
         With ``exclude_embeddings`` the token and position embedding matrices are left out
         (the "non-embedding" count N of the scaling-law papers).
         """
+        _require_flag("exclude_embeddings", exclude_embeddings)
         n = sum(p.numel() for p in self.parameters())  # parameters() yields a tied matrix once
         if exclude_embeddings:
             n -= sum(e.weight.numel() for name, e in self.transformer.items() if name in ("wte", "wpe"))

@@ -81,6 +81,8 @@ def test_mlp_default_width_and_config_route():
         MLP(8, activation="relu")
     with pytest.raises(TypeError, match="n_embd"):
         MLP(8.0)
+    with pytest.raises(TypeError, match="bias"):
+        MLP(8, bias="no")
 
 
 # ---- RMSNorm -----------------------------------------------------------------------------
