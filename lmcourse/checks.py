@@ -152,6 +152,15 @@ def _is_array(x: object) -> bool:
     return isinstance(x, torch.Tensor) or type(x).__module__ == "numpy"
 
 
+def _token_id(name: str, t: object, vocab_size: int, allowed: str) -> int:
+    """One token id: an integer (TypeError otherwise) in [0, vocab_size) (ValueError otherwise)."""
+    if not _is_int(t):
+        raise TypeError(f"{name} must be {allowed}, got {_got(t)}")
+    if not 0 <= t < vocab_size:
+        raise ValueError(f"{name} must be token ids in [0, {vocab_size - 1}] (the vocabulary), got {t!r}")
+    return int(t)
+
+
 def _row(ids: Any, vocab_size: int, name: str) -> list[int]:
     """One prompt (a sequence of ints, or a 1-D integer tensor/array) -> list of ids."""
     if _is_array(ids) and len(ids.shape) != 1:
@@ -167,12 +176,7 @@ def _row(ids: Any, vocab_size: int, name: str) -> list[int]:
     row = list(ids)
     if not row:
         raise ValueError(f"{name}: every prompt needs at least one token")
-    for t in row:
-        if not _is_int(t):
-            raise TypeError(f"{name} must hold integer token ids, got {_got(t)}")
-        if not 0 <= t < vocab_size:
-            raise ValueError(f"{name} must be token ids in [0, {vocab_size - 1}], got {t!r}")
-    return [int(t) for t in row]
+    return [_token_id(name, t, vocab_size, "integer token ids") for t in row]
 
 
 def require_prompts(name: str, value: object, vocab_size: int, *, one: bool = False) -> list[list[int]]:
@@ -220,9 +224,4 @@ def require_eos_ids(name: str, value: object, vocab_size: int) -> set[int]:
     ids = [value] if _is_int(value) else value
     if not isinstance(ids, (list, tuple, set)):
         raise TypeError(f"{name} must be an int, a list of ints or None, got {_got(value)}")
-    for t in ids:
-        if not _is_int(t):
-            raise TypeError(f"{name} must be an int, a list of ints or None, got {value!r}")
-        if not 0 <= t < vocab_size:
-            raise ValueError(f"{name} must be in [0, {vocab_size - 1}] (the vocabulary), got {t!r}")
-    return {int(t) for t in ids}
+    return {_token_id(name, t, vocab_size, "an int, a list of ints or None") for t in ids}
