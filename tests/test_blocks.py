@@ -214,9 +214,8 @@ def test_block_config_routes_keep_working():
 # ---- the model step ----------------------------------------------------------------------
 
 
-def test_gpt_step_is_the_last_logits_of_forward():
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=8)).eval()
+def test_gpt_step_is_the_last_logits_of_forward(tiny_gpt):
+    model = tiny_gpt(vocab_size=11, block_size=16, n_embd=8)
     assert model.device == torch.device("cpu")
     idx = torch.randint(11, (2, 6))
     full, _ = model(idx)

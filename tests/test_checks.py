@@ -13,7 +13,6 @@ from lmcourse import checks
 from lmcourse.beam import beam_search
 from lmcourse.fastgen import fast_generate
 from lmcourse.generate import generate, stream
-from lmcourse.model import GPT, GPTConfig
 from lmcourse.sampling import SamplingConfig, decode_step, pick_token, sample_next
 from lmcourse.speculative import accept_or_resample, expected_tokens_per_round, speculative_generate
 from lmcourse.tokenization import CharTokenizer
@@ -106,9 +105,8 @@ def test_require_eos_ids():
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
+def model(tiny_gpt):
+    return tiny_gpt(vocab_size=20, block_size=16, n_layer=1, n_embd=8)
 
 
 def _calls(model):

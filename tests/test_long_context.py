@@ -10,7 +10,6 @@ from lmcourse.long_context import (
     ring_attention,
     ring_overlap_block,
 )
-from lmcourse.model import GPT, GPTConfig
 
 
 def test_kv_bytes_llama3_8b_at_1m_tokens():
@@ -18,10 +17,9 @@ def test_kv_bytes_llama3_8b_at_1m_tokens():
     assert LLAMA3_8B.kv_bytes(2**20) == 2 * 32 * 8 * 128 * 2**20 * 2 == 128 * 2**30
 
 
-def test_kv_bytes_equal_an_allocated_cache():
-    cfg = GPTConfig(vocab_size=16, block_size=32, n_layer=3, n_head=4, n_kv_head=2, n_embd=32)
+def test_kv_bytes_equal_an_allocated_cache(tiny_gpt):
     shape = ModelShape("tiny", 1.0, 3, 4, 2, 8)
-    cache = GPT(cfg).new_kv_cache(batch_size=1, max_len=32)
+    cache = tiny_gpt(n_layer=3, n_head=4, n_kv_head=2, n_embd=32).new_kv_cache(batch_size=1, max_len=32)
     assert shape.kv_bytes(32, bytes_per_elem=4) == cache.nbytes()
 
 

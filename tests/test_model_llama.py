@@ -161,9 +161,9 @@ def test_rmsnorm_matches_torch():
     torch.testing.assert_close(ours(x), ref(x))
 
 
-def test_swiglu_default_width_keeps_the_gelu_parameter_count():
-    gelu = GPT(GPTConfig(vocab_size=11, n_layer=1, n_head=2, n_embd=48, block_size=8))
-    swiglu = GPT(GPTConfig(vocab_size=11, n_layer=1, n_head=2, n_embd=48, block_size=8, mlp="swiglu", bias=False))
+def test_swiglu_default_width_keeps_the_gelu_parameter_count(tiny_gpt):
+    gelu = tiny_gpt(vocab_size=11, n_layer=1, n_embd=48, block_size=8)
+    swiglu = tiny_gpt(vocab_size=11, n_layer=1, n_embd=48, block_size=8, mlp="swiglu", bias=False)
     assert swiglu.config.hidden_dim == 128 and gelu.config.hidden_dim == 192
     mlp_params = lambda m: sum(p.numel() for p in m.transformer.h[0].mlp.parameters())  # noqa: E731
     assert mlp_params(swiglu) == 3 * 48 * 128 and mlp_params(gelu) == 2 * 48 * 192 + 192 + 48
