@@ -6,7 +6,6 @@ tokenizer, and its recorded validation numbers must be what the weights give.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -19,13 +18,6 @@ from lmcourse.tokenization import BPETokenizer, tokenizer_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PATH = ROOT / "lmcourse" / "assets" / "checkpoints" / "shakespeare-bpe.pt"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("train_subword_model", ROOT / "scripts" / "train_subword_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +55,12 @@ def test_tokenizer_is_the_one_the_script_trains(model_and_tokenizer):
     assert tok.decode(tok.encode(val_text[:5000])) == val_text[:5000]
 
 
-def test_recorded_validation_numbers_are_reproduced(ckpt, model_and_tokenizer):
+def test_recorded_validation_numbers_are_reproduced(ckpt, model_and_tokenizer, script):
     model, tok = model_and_tokenizer
     val_text = split(shakespeare_text())[1]
     ids = torch.tensor(tok.encode(val_text), dtype=torch.long)
     token_bytes = [len(tok.vocab.get(i, b"")) for i in range(tok.vocab_size)]
-    got = _script().evaluate_whole(model, ids, token_bytes)
+    got = script("train_subword_model").evaluate_whole(model, ids, token_bytes)
     meta = ckpt["meta"]
     assert got["loss_nats_per_token"] == pytest.approx(meta["val_loss_nats_per_token"], abs=1e-4)
     assert got["bits_per_byte"] == pytest.approx(meta["val_bits_per_byte"], abs=1e-4)
