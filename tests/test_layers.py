@@ -154,3 +154,16 @@ def test_no_two_modules_define_the_same_public_name():
     twice = {name: mods for name, mods in where.items() if len(mods) > 1 and name not in protocol}
     assert not twice, f"public names defined in several modules: {twice}"
     assert all(m.startswith("lmcourse.cli.") for m in where["run"])
+
+
+def test_model_imports_nothing_from_lmcourse():
+    """The homework grader copies ``lmcourse/model.py`` alone into its sandbox, so the model
+    file must stand on torch only."""
+    tree = ast.parse((PACKAGE / "model.py").read_text())
+    found = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("lmcourse")))
+        or (isinstance(node, ast.Import) and any(a.name.startswith("lmcourse") for a in node.names))
+    ]
+    assert not found, found
