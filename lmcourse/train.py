@@ -454,6 +454,7 @@ class Trainer:
         self.stopped_early = False
         self._last_loss: Optional[torch.Tensor] = None
         if config.ckpt_dir is not None and self.is_main:
+            checkpoint.check_run_folder(config.ckpt_dir)  # no links or non-files to write through
             checkpoint.clean_stale_temp_files(config.ckpt_dir)
 
     def _check_stream(self, name: str, data: Any) -> Any:
