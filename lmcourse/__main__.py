@@ -61,7 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     error = parser.get_default(f"_missing_{argv[0]}") if argv else None
     if error is not None:  # the command exists but a dependency of it does not import
         parser.exit(1, _missing_dependency(argv[0], error) + "\n")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ImportError as e:  # an argument type that needs a dependency (--device needs torch)
+        parser.exit(1, _missing_dependency(argv[0] if argv else "", e) + "\n")
     args._argv = argv  # recorded in the metadata of what train exports
     sub = args._parser
     if os.environ.get("LMCOURSE_DEBUG"):
