@@ -186,7 +186,7 @@ MAX_VOCAB = 1 << 24  #: ids must be below this
 MAX_CHUNK_WORK = 200_000_000  #: longest pre-split chunk (bytes) times merges, for BPETokenizer
 MAX_DISTINCT_BYTES = 2_000_000  #: total bytes of the distinct chunks BPETokenizer trains on
 MAX_DISTINCT_CHUNKS = 250_000  #: distinct chunks BPETokenizer trains on
-PLAIN_LOOP_WORK = 100_000_000  #: merges times distinct bytes for the plain loop (about 20 s)
+PLAIN_LOOP_WORK = 30_000_000  #: merges times distinct bytes for the plain loop (about 10 s)
 HF_MAX_CHUNK = 10_000  #: longest chunk HF's trainer gets (its time grows as the square)
 
 FileOrPath = Union[PathLike, IO[Any]]
