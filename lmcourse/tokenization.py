@@ -384,14 +384,14 @@ class Tokenizer(ABC):
         """The last chunk boundary of ``buf`` at or before ``limit`` (0 when there is none)."""
         if limit <= 0:
             return 0
-        if compiled is None:
-            return limit
         cut, start = 0, 0
         for piece, is_special in _split_specials(buf, self.special_tokens, allow_special):
             end = start + len(piece)
             if is_special:
                 if end <= limit:
                     cut = end
+            elif compiled is None:  # no pre-splitting: any point of ordinary text will do
+                cut = max(cut, min(end, limit))
             else:
                 for m in compiled.finditer(piece):  # a chunk's start is where the last one ends
                     if start + m.start() > limit:

@@ -443,3 +443,94 @@ def test_colab_check_workers_stop_on_interruption(tmp_path, sig):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+# --------------------------------------------------------------------------------------
+# 6. Fuzzing: mutated files load correctly or give a clean ValueError
+# --------------------------------------------------------------------------------------
+
+
+def _mutations(blob: bytes, rng: random.Random, n: int):
+    for _ in range(n):
+        kind = rng.choice(["truncate", "flip", "flip-many"])
+        b = bytearray(blob)
+        if kind == "truncate":
+            b = b[: rng.randrange(len(b))]
+        else:
+            for _ in range(1 if kind == "flip" else rng.randrange(2, 20)):
+                i = rng.randrange(len(b))
+                b[i] ^= 1 << rng.randrange(8)
+        yield kind, bytes(b)
+
+
+def _structural(raw: dict, rng: random.Random, n: int):
+    """Checkpoint dicts with a key removed, a dtype changed or a field retyped."""
+    keys = list(raw)
+    for _ in range(n):
+        d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+        kind = rng.choice(["remove", "dtype", "retype", "config"])
+        if kind == "remove":
+            d.pop(rng.choice(keys))
+            if rng.random() < 0.5 and d.get("model"):
+                d["model"].pop(rng.choice(list(d["model"])))
+        elif kind == "dtype":
+            name = rng.choice(list(d["model"]))
+            d["model"][name] = d["model"][name].to(rng.choice([torch.int8, torch.int64, torch.bool,
+                                                               torch.complex64, torch.float16]))
+        elif kind == "retype":
+            d[rng.choice(keys)] = rng.choice([None, True, -1, 2**62, "x", [], {}, 1.5])
+        else:
+            field = rng.choice(list(d["model_config"]))
+            d["model_config"][field] = rng.choice([0, -1, True, 2**40, None, "x", 1.5, 100_000])
+        yield kind, d
+
+
+def _check_outcome(load, where: str):
+    try:
+        load()
+    except ValueError as e:
+        assert str(e).strip(), where
+    except FileNotFoundError:
+        pass
+
+
+def test_fuzzed_checkpoints_and_tokenizers(tmp_path):
+    rng = random.Random(1234)
+    folder = tmp_path / "fuzz"
+    folder.mkdir()
+    before = set(os.listdir(tmp_path))
+    t0 = time.perf_counter()
+    tok = _bpe()
+    ckpt = folder / "good.pt"
+    checkpoint.save(ckpt, GPT(GPTConfig(**dict(CONFIG, vocab_size=tok.vocab_size))), tok, step=3)
+    blob = ckpt.read_bytes()
+    raw = torch.load(ckpt, weights_only=True)
+    cases = 0
+    for kind, data in _mutations(blob, rng, 150):
+        path = folder / "m.pt"
+        path.write_bytes(data)
+        _check_outcome(lambda p=path: checkpoint.load_model(p), f"checkpoint {kind}")
+        cases += 1
+    for kind, d in _structural(raw, rng, 150):
+        buf = io.BytesIO()
+        torch.save(d, buf)
+        buf.seek(0)
+        _check_outcome(lambda b=buf: checkpoint.load_model(b), f"checkpoint {kind}")
+        cases += 1
+    for tok_ in (tok, HFBPETokenizer.train(TEXT, 256 + 5 + 20), CharTokenizer.from_text(TEXT)):
+        good = io.StringIO()
+        tok_.save(good)
+        text = good.getvalue().encode()
+        for kind, data in _mutations(text, rng, 100):
+            path = folder / "t.json"
+            path.write_bytes(data)
+            _check_outcome(lambda p=path: load_tokenizer(p), f"tokenizer {kind}")
+            cases += 1
+        d = tokenizer_to_dict(tok_)
+        for key in list(d):
+            broken = {k: v for k, v in d.items() if k != key}
+            _check_outcome(lambda b=broken: tokenizer_from_dict(b), f"tokenizer dict without {key}")
+            cases += 1
+    assert set(os.listdir(tmp_path)) == before  # nothing written outside the folder
+    assert set(os.listdir(folder)) <= {"good.pt", "m.pt", "t.json"}
+    assert cases > 600 and time.perf_counter() - t0 < 60  # measured: about 8 s on 2 cores
