@@ -1,4 +1,4 @@
-"""Command line: ``python -m lmcourse {train,sample,bench-train,bench-generate} ...``.
+"""Command line: ``python -m lmcourse {train,sample,bench-train,bench-generate,bench-bpe} ...``.
 
 Each sub-command lives in ``lmcourse/cli/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``. Bad arguments give a usage error naming the option (exit 2) and
@@ -19,6 +19,7 @@ COMMANDS = {
     "sample": ("lmcourse.cli.sample", "generate text from a checkpoint"),
     "bench-train": ("lmcourse.cli.bench_train", "benchmark training speed: the Trainer vs a plain loop"),
     "bench-generate": ("lmcourse.cli.bench_generate", "benchmark generation speed (KV cache, HF, speculative)"),
+    "bench-bpe": ("lmcourse.cli.bench_bpe", "benchmark BPE training: the plain loop vs the incremental trainer"),
 }
 
 
