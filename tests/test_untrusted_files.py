@@ -534,3 +534,28 @@ def test_fuzzed_checkpoints_and_tokenizers(tmp_path):
     assert set(os.listdir(tmp_path)) == before  # nothing written outside the folder
     assert set(os.listdir(folder)) <= {"good.pt", "m.pt", "t.json"}
     assert cases > 600 and time.perf_counter() - t0 < 60  # measured: about 8 s on 2 cores
+
+
+def test_resume_from_a_tampered_training_state_is_a_value_error(tmp_path):
+    from lmcourse.train import TrainConfig, Trainer
+
+    def trainer():
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(**CONFIG))
+        cfg = TrainConfig(max_iters=2, batch_size=2, block_size=8, eval_interval=2, eval_iters=1,
+                          log_interval=1, device="cpu", progress=False, warmup_iters=1)
+        data = torch.randint(0, 12, (200,))
+        return Trainer(model, cfg, data, data)
+
+    t = trainer()
+    t.train()
+    good = t.save_checkpoint(str(tmp_path / "full.pt"))
+    raw = torch.load(good, weights_only=True)
+    tampered = [("rng", {"torch": torch.zeros(3, dtype=torch.uint8)}), ("rng", {}), ("step", None),
+                ("metrics", {"best_val_loss": "low"}),
+                ("optimizer", {"state": 1}), ("rng", {"torch": torch.zeros(3), "batches": 5})]
+    for field, value in tampered:
+        torch.save(dict(raw, **{field: value}), tmp_path / "bad.pt")
+        with pytest.raises(ValueError):
+            trainer().resume(str(tmp_path / "bad.pt"))
+    assert trainer().resume(good) == 2
