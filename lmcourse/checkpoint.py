@@ -20,14 +20,23 @@ accepts only tensors and plain containers and refuses everything else *before* r
 So loading a checkpoint from a classmate or from the web with lmcourse cannot run code;
 it can still contain a bad model (wrong, or trained to say anything), and a file from an
 older lmcourse (or any file holding other Python objects) is refused with a message.
-:func:`load` also checks what it reads: the format and version, the shapes against the
-model configuration, and that every floating-point weight is finite; every error names
-the file.
+:func:`load` also checks what it reads, cheaply and before anything is built: the
+format and version (a string and an integer), the type of every field, the model
+configuration's sizes (within :data:`CONFIG_LIMITS`), the weights' names and shapes
+against it (computed by :func:`expected_shapes` from the sizes alone, so a small file
+declaring 100,000 layers is refused at once), that every weight is floating point and
+finite; every error names the file.
 
-Reading order: the format (:data:`FORMAT`, :data:`VERSION`), tokenizers in and out, the
-atomic write (:func:`save`), the checked read (:func:`load`, :func:`load_model`), and the
-files of a training run (:func:`list_checkpoints`, :func:`latest_checkpoint`,
-:func:`clean_stale_temp_files`).
+A training run's folder is written only through regular files the trainer creates
+inside it (:func:`atomic_write`: a temporary file and a rename, never following a link),
+after :func:`check_run_folder` has refused links and non-files there, and by one trainer
+at a time (:func:`run_lock`).
+
+Reading order: the format (:data:`FORMAT`, :data:`VERSION`), the atomic write
+(:func:`save`, :func:`atomic_write`), the checked read (:func:`load`, :func:`load_model`,
+:func:`expected_shapes`), and the files of a training run (:func:`list_checkpoints`,
+:func:`latest_checkpoint`, :func:`clean_stale_temp_files`, :func:`check_run_folder`,
+:func:`run_lock`).
 """
 
 from __future__ import annotations
@@ -94,11 +103,6 @@ class CheckpointError(ValueError):
 
 class RunFolderError(ValueError):
     """A run folder that a trainer must not write to (links, foreign files, another trainer)."""
-
-
-# --------------------------------------------------------------------------------------
-# Tokenizers in and out (plain dicts)
-# --------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------

@@ -6,11 +6,14 @@ Chapter 2 (tokenisation) teaches this file; homework 2 checks students' BPE agai
 Every tokeniser here has the same small interface (:class:`Tokenizer`):
 
     encode(text, allow_special=False) -> list[int]
+    encode_iterable(lines)         the same ids, streamed from a large file in bounded memory
     decode(ids) -> str
     vocab_size                     number of ids, specials included
     special_tokens                 {"<|bos|>": id, ...}
     bos_id, eos_id, pad_id         ids of the three role tokens
-    save(path) / Class.load(path)  one file; ``load_tokenizer(path)`` dispatches on it
+    save(path) / Class.load(path)  one file (a path or a file object); ``load_tokenizer(path)``
+                                   dispatches on it. Files are untrusted input: they are
+                                   checked before use (see ``Tokenizer.load``)
     tokenizer_to_dict / tokenizer_from_dict   plain dicts, stored inside checkpoints
 
 Three implementations:

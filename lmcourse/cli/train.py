@@ -7,6 +7,13 @@ resume; ``best.pt``, the best validation model, to sample from), the tokenizer a
 starts fresh when there is none yet, so one command serves the first start and every
 restart after a disconnect.
 
+The run folder is written only through regular files that the command creates in it
+(temporary file, then rename): a folder holding a symbolic link or a non-file under one of
+those names is refused before anything is written, and a second ``train`` on the same
+``--out`` while one runs is refused, naming the lock ``--out/.lmcourse-train.lock`` it
+found. A lock left by a run that was killed is not stale: the operating system released
+it when the process ended, so the next run simply takes it.
+
 ``--export-pretrained NAME`` makes a shipped checkpoint of ``lmcourse.pretrained`` (how
 ``shakespeare-char`` and its draft model were made): after training, the best model is
 evaluated on fixed validation batches and written to
