@@ -559,3 +559,13 @@ def test_resume_from_a_tampered_training_state_is_a_value_error(tmp_path):
         with pytest.raises(ValueError):
             trainer().resume(str(tmp_path / "bad.pt"))
     assert trainer().resume(good) == 2
+
+
+def test_a_broken_torch_is_one_line_too(tmp_path):
+    broken = _NO_TORCH.replace('raise ModuleNotFoundError(f"No module named {name!r}", name=name)',
+                               'raise ImportError("libtorch_cpu.so: cannot open shared object file", name=name)')
+    proc = subprocess.run([sys.executable, "-c", broken, "train", "--preset", "cpu-tiny", "--out", "x"],
+                          capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1
+    assert "cannot be imported" in lines[0] and "libtorch_cpu.so" in lines[0] and "pip install torch" in lines[0]
