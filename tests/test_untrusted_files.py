@@ -569,3 +569,25 @@ def test_a_broken_torch_is_one_line_too(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1
     assert "cannot be imported" in lines[0] and "libtorch_cpu.so" in lines[0] and "pip install torch" in lines[0]
+
+
+def test_two_train_commands_on_one_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = list(TRAIN)
+    args[args.index("--max-iters") + 1] = "100000"  # a long first run
+    first = subprocess.Popen([sys.executable, "-m", "lmcourse", *args, "--out", str(out)],
+                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = out / checkpoint.LOCK_NAME
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.2)
+        with pytest.raises(SystemExit) as e:
+            main([*TRAIN, "--out", str(out), "--resume"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert f"lock {str(lock)!r} is held (by process {first.pid})" in err
+    finally:
+        first.kill()
+        first.wait()
