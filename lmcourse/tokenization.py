@@ -44,6 +44,7 @@ import json
 import operator
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from typing import IO, Any, Iterable, Iterator, Optional, Sequence, Union
@@ -148,7 +149,34 @@ def _compile_pattern(pattern: Optional[str]) -> Optional[Any]:
         compiled = _re.compile(pattern)
     except _re.error as e:
         raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from None
+    if pattern != GPT2_PATTERN:
+        _probe_pattern(compiled)
     return compiled
+
+
+# Texts on which a pattern with nested or stacked quantifiers backtracks for ages
+_PROBES = tuple(body * n + end for n in (64, 1024) for body in ("x", "1", " ", "x1 ", "!")
+                for end in ("", "!"))
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_pattern(compiled: Any, seconds: float = 1.0) -> None:
+    """Refuse a custom pre-split pattern that takes far too long on short probe texts.
+
+    A regex such as ``(\\w|\\w\\w)+\\d`` takes exponential time (a tokenizer file could
+    carry one and hang every ``encode``). Each probe text may take at most ``seconds``
+    in all; benign patterns take microseconds.
+    """
+    deadline = time.monotonic() + seconds
+    for text in _PROBES:
+        try:
+            for _ in compiled.finditer(text, timeout=max(0.01, deadline - time.monotonic())):
+                pass
+        except TimeoutError:
+            raise ValueError(
+                f"pattern {compiled.pattern[:80]!r} takes too long to split even short texts such as "
+                f"{text[:12]!r}... (catastrophic backtracking: nested or repeated quantifiers); "
+                "use 'gpt2', None or a simpler pattern") from None
 
 
 def _pre_split(compiled: Optional[Any], piece: str) -> list[str]:

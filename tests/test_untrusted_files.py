@@ -591,3 +591,13 @@ def test_two_train_commands_on_one_folder(tmp_path, capsys):
     finally:
         first.kill()
         first.wait()
+
+
+def test_a_pattern_with_catastrophic_backtracking_is_refused(tmp_path):
+    data = _bpe_data()
+    data["pattern"] = r"(\w|\w\w)+\d|.|\s"  # exponential on a run of letters
+    t0 = time.perf_counter()
+    _refused(_write(tmp_path, data), "takes too long")
+    assert time.perf_counter() - t0 < 20  # measured: 1-4 s (the regex timeout is coarse)
+    data["pattern"] = r"\w+|\s+|."  # a benign custom pattern loads
+    assert load_tokenizer(_write(tmp_path, data)).decode(load_tokenizer(_write(tmp_path, data)).encode(TEXT)) == TEXT
