@@ -542,7 +542,7 @@ def test_building_blocks_files_paths_and_streams(tmp_path):
             assert list(tok_.encode_iterable(chunks, allow_special=allow, flush_chars=50)) == \
                 tok_.encode(tricky, allow_special=allow)
     peaks = []
-    for copies in (20, 80):  # about 0.3 and 1.1 MB
+    for copies in (10, 40):  # about 0.15 and 0.6 MB
         big = tmp_path / f"big{copies}.txt"
         big.write_text(text * copies, encoding="utf-8")
         tracemalloc.start()
