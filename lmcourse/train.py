@@ -461,6 +461,7 @@ class Trainer:
         self.stopped_early = False
         self._last_loss: Optional[torch.Tensor] = None
         if config.ckpt_dir is not None and self.is_main:
+            checkpoint.check_run_folder(config.ckpt_dir)  # no links or non-files to write through
             checkpoint.clean_stale_temp_files(config.ckpt_dir)
 
     def _check_stream(self, name: str, data: Any) -> Any:
@@ -708,18 +709,25 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise ValueError(f"checkpoint {path!r} does not fit this model/optimizer: {e}") from e
-        if ckpt["scaler"]:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.step = int(ckpt["step"])
-        self.history = list(ckpt["history"] or [])
         metrics = ckpt["metrics"] or {}
-        self.best_val_loss = metrics.get("best_val_loss", math.inf)
-        self.best_step = metrics.get("best_step")
-        rng = ckpt["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        self.generator.set_state(rng["batches"].cpu())
+        best_val, best_step = metrics.get("best_val_loss", math.inf), metrics.get("best_step")
+        if ckpt["step"] is None or (best_step is not None and not isinstance(best_step, int)) \
+                or isinstance(best_val, bool) or not isinstance(best_val, (int, float)):
+            raise ValueError(f"checkpoint {path!r}: its step or best-validation record is invalid")
+        try:
+            if ckpt["scaler"]:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            rng = ckpt["rng"]
+            torch.set_rng_state(rng["torch"].cpu())
+            if rng.get("cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+            self.generator.set_state(rng["batches"].cpu())
+        except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as e:
+            raise ValueError(f"checkpoint {path!r}: its scaler or random-number state is invalid "
+                             f"({type(e).__name__}: {e})") from None
+        self.step = ckpt["step"]
+        self.history = list(ckpt["history"] or [])
+        self.best_val_loss, self.best_step = float(best_val), best_step
         if self.world_size > 1:  # the checkpoint holds rank 0's dropout state
             torch.manual_seed(self.config.seed + self.rank + self.step)
         self.last_checkpoint = path

@@ -32,6 +32,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,37 @@ def _first_error(nb) -> str:
     return ""
 
 
+def _worker_init() -> None:
+    """In each worker: exit (cleaning up its kernel) on SIGTERM, and die with the parent.
+
+    A kernel watches its parent process (ipykernel's parent poller) and exits when that
+    worker is gone, so no process outlives an interrupted check.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """Cancel what has not started, SIGTERM every worker, and SIGKILL any still alive after ``grace``."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
+
+
 def _execute(name: str, nb_json: str, cwd: str, kernel: str, timeout: int, env: dict) -> Result:
     """Run one notebook (given as JSON) in a fresh kernel; runs in a worker process."""
     import nbclient
@@ -146,7 +178,8 @@ def run_notebooks(jobs: list[tuple[str, object, pathlib.Path]], kernel: str, wor
 
     env = dict(os.environ if env is None else env)
     results: dict[str, Result] = {}
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+    try:
         futures = {
             pool.submit(_execute, name, nbformat.writes(nb), str(cwd), kernel, timeout, env): name
             for name, nb, cwd in jobs
@@ -159,6 +192,10 @@ def run_notebooks(jobs: list[tuple[str, object, pathlib.Path]], kernel: str, wor
                 res = Result(name, 0.0, False, f"{type(err).__name__}: {err}")
             results[name] = res
             print(f"  {'ok    ' if res.ok else 'FAILED'} {res.seconds:6.0f} s  {name}  {res.error}", flush=True)
+    except BaseException:  # Ctrl-C, SIGTERM (see main), or an error here: no orphaned workers
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return [results[name] for name, _, _ in jobs]
 
 
@@ -279,6 +316,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     ap.add_argument("--json", type=pathlib.Path, help="also write the table as JSON to this file")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     t0 = time.perf_counter()
@@ -308,5 +346,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("colab_check: interrupted; workers stopped", file=sys.stderr)
+        sys.exit(130)

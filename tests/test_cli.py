@@ -126,3 +126,10 @@ def test_export_pretrained_writes_a_loadable_recorded_checkpoint(tmp_path, capsy
     ev = meta["eval"]
     loss = estimate_loss(model, val_ids, ev["eval_iters"], ev["batch_size"], ev["block_size"], ev["seed"])
     assert loss == pytest.approx(meta["val_loss"], abs=1e-5)
+
+
+def test_bench_bpe_prints_both_trainers_with_the_same_merges(capsys):
+    assert main(["bench-bpe", "--chars", "3000", "--merges", "30", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "plain loop (fast=False)" in out and "incremental (fast=True)" in out
+    assert "same merges: yes" in out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -501,3 +504,51 @@ def test_tokenizer_dict_errors(char):
         tokenizer_from_dict({"kind": "char"})
     with pytest.raises(ValueError, match="version"):
         tokenizer_from_dict(dict(tokenizer_to_dict(char), version=99))
+
+
+def test_building_blocks_files_paths_and_streams(tmp_path):
+    import io
+    import pathlib
+    import tracemalloc
+
+    from lmcourse import checkpoint
+    from lmcourse.model import GPT, GPTConfig
+
+    text = CORPUS * 3
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text, encoding="utf-8")
+    from_path = BPETokenizer.train(pathlib.Path(corpus), 300)
+    assert from_path.merges == BPETokenizer.train(text, 300).merges
+    assert HFBPETokenizer.train(pathlib.Path(corpus), 300).encode(text) == HFBPETokenizer.train(text, 300).encode(text)
+    # checkpoints and tokenizers through file objects
+    model = GPT(GPTConfig(vocab_size=from_path.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    buf = io.BytesIO()
+    checkpoint.save(buf, model, from_path, step=4)
+    buf.seek(0)
+    again, tok = checkpoint.load_model(buf)
+    assert tok.merges == from_path.merges and all(
+        torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+    sbuf = io.StringIO()
+    from_path.save(sbuf)
+    sbuf.seek(0)
+    assert BPETokenizer.load(sbuf).merges == from_path.merges
+    # encode_iterable over a file equals encode of the whole text, tricky cuts included
+    rng = random.Random(0)
+    pieces = [" ", "  ", "\n", "\n\n", "'s", "'re", "it", "x", "42", "!?", "é", " the", "<|eos|>"]
+    tricky = "".join(rng.choice(pieces) for _ in range(5000))
+    for tok_ in (from_path, HFBPETokenizer.train(text, 300), CharTokenizer.from_text(tricky + text)):
+        for allow in (False, True):
+            chunks = [tricky[i : i + n] for i, n in zip(range(0, len(tricky), 7), itertools.repeat(7))]
+            assert list(tok_.encode_iterable(chunks, allow_special=allow, flush_chars=50)) == \
+                tok_.encode(tricky, allow_special=allow)
+    peaks = []
+    for copies in (10, 40):  # about 0.15 and 0.6 MB
+        big = tmp_path / f"big{copies}.txt"
+        big.write_text(text * copies, encoding="utf-8")
+        tracemalloc.start()
+        with open(big, encoding="utf-8") as f:
+            n = sum(1 for _ in from_path.encode_iterable(f))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert n == len(from_path.encode(text * copies))
+    assert peaks[1] < 1.5 * peaks[0]  # memory does not grow with the file

@@ -44,6 +44,9 @@ def _load(args: argparse.Namespace):
 
         folder = args.ckpt if os.path.isdir(args.ckpt) else os.path.dirname(os.path.abspath(args.ckpt))
         tok_path = os.path.join(folder, "tokenizer.json")
+        if os.path.islink(tok_path):
+            raise ValueError(f"{tok_path!r} is a symbolic link; a run folder's tokenizer.json must be "
+                             "a regular file in it")
         if not os.path.isfile(tok_path):
             raise FileNotFoundError(f"the checkpoint {args.ckpt!r} holds no tokenizer and there is "
                                     f"no tokenizer.json next to it")

@@ -7,6 +7,13 @@ resume; ``best.pt``, the best validation model, to sample from), the tokenizer a
 starts fresh when there is none yet, so one command serves the first start and every
 restart after a disconnect.
 
+The run folder is written only through regular files that the command creates in it
+(temporary file, then rename): a folder holding a symbolic link or a non-file under one of
+those names is refused before anything is written, and a second ``train`` on the same
+``--out`` while one runs is refused, naming the lock ``--out/.lmcourse-train.lock`` it
+found. A lock left by a run that was killed is not stale: the operating system released
+it when the process ended, so the next run simply takes it.
+
 ``--export-pretrained NAME`` makes a shipped checkpoint of ``lmcourse.pretrained`` (how
 ``shakespeare-char`` and its draft model were made): after training, the best model is
 evaluated on fixed validation batches and written to
@@ -20,6 +27,7 @@ only rank 0 prints and writes files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -91,14 +99,10 @@ def run(args: argparse.Namespace) -> int:
     """Train; ValueError / FileNotFoundError become usage errors in ``lmcourse.__main__``."""
     import torch
 
-    from ..checkpoint import save
-    from ..data import shakespeare_text, split
-    from ..model import GPT, GPTConfig
-    from ..tokenization import CharTokenizer
-    from ..train import Trainer, estimate_loss, init_distributed
+    from ..checkpoint import check_run_folder, run_lock
 
     if args.export_pretrained is not None:
-        from ..pretrained import CHECKPOINT_DIR, PRETRAINED
+        from ..pretrained import PRETRAINED
 
         if args.export_pretrained not in PRETRAINED:
             raise ValueError(f"--export-pretrained must be one of {sorted(PRETRAINED)} (add a new name "
@@ -109,7 +113,24 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--out {args.out!r}: cannot create the folder ({e.strerror or e})") from None
+    check_run_folder(args.out)
     model_kw, cfg = _configs(args)
+    # one writer per folder: rank 0 (the only rank that writes) holds the folder's lock
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    with run_lock(args.out) if main_rank else contextlib.nullcontext():
+        return _train(args, model_kw, cfg)
+
+
+def _train(args: argparse.Namespace, model_kw: dict, cfg) -> int:
+    """The run itself, in a checked and locked run folder."""
+    import torch
+
+    from ..checkpoint import atomic_write, save
+    from ..data import shakespeare_text, split
+    from ..model import GPT, GPTConfig
+    from ..tokenization import CharTokenizer
+    from ..train import Trainer, estimate_loss, init_distributed
+
     text = shakespeare_text()
     tokenizer = CharTokenizer.from_text(text)
     train_text, val_text = split(text)
@@ -128,15 +149,15 @@ def run(args: argparse.Namespace) -> int:
             say(f"resumed from step {step} ({trainer.last_checkpoint})" if trainer.last_checkpoint
                 else f"no checkpoint in {args.out} yet: starting at step 0")
         if rank == 0:
-            tokenizer.save(os.path.join(args.out, "tokenizer.json"))
+            atomic_write(os.path.join(args.out, "tokenizer.json"), tokenizer.save, what="tokenizer")
         where = f"{world} processes ({trainer.device.type})" if world > 1 else str(trainer.device)
         say(f"training {args.preset}: {model.num_params():,} parameters, {cfg.max_iters} iters on {where}")
         t0 = time.time()
         trainer.train()
         seconds = time.time() - t0
         if rank == 0:
-            with open(os.path.join(args.out, "history.json"), "w") as f:
-                json.dump(trainer.history, f, indent=1)
+            history = json.dumps(trainer.history, indent=1).encode()
+            atomic_write(os.path.join(args.out, "history.json"), lambda f: f.write(history), what="history")
         evals = [h for h in trainer.history if h["kind"] == "eval"]
         if evals:
             say(f"step {evals[-1]['step']}: val loss {evals[-1]['val_loss']:.4f} (ppl {evals[-1]['val_ppl']:.2f})")
@@ -147,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
                 f"({os.path.join(args.out, 'best.pt')})")
         say(f"latest checkpoint: {trainer.last_checkpoint}")
         if args.export_pretrained is not None and rank == 0:
+            from ..pretrained import CHECKPOINT_DIR, PRETRAINED
+
             best = trainer.load_best()
             model = trainer.model.float().cpu().eval()
             val_loss = estimate_loss(model, val_ids, block_size=cfg.block_size, **EXPORT_EVAL)
@@ -175,10 +198,9 @@ def _check_fits(config, device: str) -> None:
     """Refuse a model whose training state (weights, gradients, AdamW moments) exceeds memory."""
     import torch
 
-    from ..model import GPT
+    from ..checkpoint import count_parameters
 
-    with torch.device("meta"):  # counts parameters without allocating them
-        n_params = GPT(config).num_params()
+    n_params = count_parameters(config)  # arithmetic: nothing is built
     need = 16 * n_params  # fp32 weights + gradients + two AdamW moments
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         index = int(device[5:]) if device.startswith("cuda:") else 0
