@@ -54,6 +54,7 @@ from typing import IO, Any, Callable, Iterator, Optional, Union
 import torch
 import torch.nn as nn
 
+from .checks import require_bool
 from .model import GPT, GPTConfig
 from .tokenization import tokenizer_from_dict, tokenizer_to_dict
 
@@ -405,8 +406,7 @@ def load(path: FileLike, map_location: Any = "cpu", check: bool = True) -> dict[
     weights. ``check=False`` skips the weight checks (the format, version and field
     types are always checked).
     """
-    if not isinstance(check, bool):
-        raise TypeError(f"check must be a bool, got {check!r}")
+    require_bool("check", check)
     name = _name(path)
     ckpt = _torch_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or not isinstance(ckpt.get("format"), str):

@@ -51,6 +51,8 @@ from typing import IO, Any, Iterable, Iterator, Optional, Sequence, Union
 
 import regex as _re  # GPT-2's pattern needs \p{L} / \p{N}; a declared dependency
 
+from .checks import require_bool
+
 __all__ = [
     "BOS",
     "EOS",
@@ -223,12 +225,6 @@ HF_MAX_CHUNK = 10_000  #: longest chunk HF's trainer gets (its time grows as the
 FileOrPath = Union[PathLike, IO[Any]]
 
 
-def _check_bool(name: str, value: Any) -> None:
-    """A flag must be exactly True or False ("no" and 1 are not flags)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
-
-
 def _is_file_object(path: Any) -> bool:
     return hasattr(path, "read") or hasattr(path, "write")
 
@@ -388,7 +384,7 @@ class Tokenizer(ABC):
         what has been read, the longest lookahead of GPT-2's pattern, and clear of any
         special token that could still be completed).
         """
-        _check_bool("allow_special", allow_special)
+        require_bool("allow_special", allow_special)
         if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise TypeError(f"texts must be an iterable of str (e.g. an open text file), got "
                             f"{type(texts).__name__}")
@@ -542,7 +538,7 @@ class CharTokenizer(Tokenizer):
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         _check_text(text)
-        _check_bool("allow_special", allow_special)
+        require_bool("allow_special", allow_special)
         ids: list[int] = []
         for piece, is_special in _split_specials(text, self.special_tokens, allow_special):
             if is_special:
@@ -915,7 +911,7 @@ class BPETokenizer(Tokenizer):
         _check_text(text)
         specials = _check_specials(special_tokens)
         _check_vocab_size(vocab_size, len(specials))
-        _check_bool("fast", fast)
+        require_bool("fast", fast)
         if pattern == "gpt2":
             pattern = GPT2_PATTERN
         chunk_counts = _count_chunks(text, _compile_pattern(pattern), specials)  # step 1
@@ -986,7 +982,7 @@ class BPETokenizer(Tokenizer):
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         _check_text(text)
-        _check_bool("allow_special", allow_special)
+        require_bool("allow_special", allow_special)
         ids: list[int] = []
         for piece, is_special in _split_specials(text, self.special_tokens, allow_special):
             if is_special:
@@ -1205,7 +1201,7 @@ class HFBPETokenizer(Tokenizer):
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         _check_text(text)
-        _check_bool("allow_special", allow_special)
+        require_bool("allow_special", allow_special)
         self.hf.encode_special_tokens = not allow_special
         try:
             return self.hf.encode(text, add_special_tokens=False).ids
