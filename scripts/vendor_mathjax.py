@@ -1,9 +1,9 @@
-"""Copy MathJax 3 from its npm package into ``_static/mathjax`` so the book renders formulas offline.
+"""Copy MathJax 3 from its npm package into ``third_party/mathjax`` so the book renders formulas offline.
 
 Usage: python scripts/vendor_mathjax.py [--version 3.2.2]
 
-Jupyter Book serves the repository's ``_static`` folder with every page, and ``_config.yml``
-points Sphinx's ``mathjax_path`` at ``mathjax/tex-mml-chtml.js`` in it, so a downloaded
+``_config.yml`` copies ``third_party/`` to the root of the built book (``html_extra_path``)
+and points Sphinx's ``mathjax_path`` at ``mathjax/tex-mml-chtml.js`` there, so a downloaded
 copy of the book (opened from ``file://``, no network) still typesets its formulas. The
 files are committed; run this script only to change the MathJax version. It needs ``npm``
 (``npm pack`` downloads the package tarball from the npm registry) and copies only what the
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEST = ROOT / "_static" / "mathjax"
+DEST = ROOT / "third_party" / "mathjax"
 KEEP = ("tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions", "a11y/assistive-mml.js")
 
 

@@ -339,7 +339,7 @@ def test_explorer_in_built_book(driver, name):
 
 # ---- formulas offline ------------------------------------------------------------------
 
-MATHJAX = ROOT / "_static" / "mathjax" / "tex-mml-chtml.js"
+MATHJAX = ROOT / "third_party" / "mathjax" / "tex-mml-chtml.js"
 
 
 def _wait_typeset(driver) -> None:
@@ -401,7 +401,9 @@ def test_built_book_typesets_formulas_offline(driver):
     if not page.exists():
         pytest.skip("book not built")
     html = page.read_text(errors="replace")
-    assert "_static/mathjax/tex-mml-chtml.js" in html and "cdn.jsdelivr.net/npm/mathjax" not in html
+    assert "/mathjax/tex-mml-chtml.js" in html and "cdn.jsdelivr.net/npm/mathjax" not in html
+    assert (BUILT / "mathjax" / "tex-mml-chtml.js").exists()
+    assert "mathjax/input/tex/extensions" not in html  # extensions load on demand, not on every page
     driver.get(page.as_uri())
     _wait_typeset(driver)
     formulas = _rendered_math(driver)
