@@ -2,8 +2,8 @@
 
 Usage: python scripts/finetune_chat_demo.py [--steps 150] [--base shakespeare-char] [--out lmcourse/assets/chat_herald.pt]
 
-``--base shakespeare-bpe --out lmcourse/assets/chat_herald_bpe.pt`` makes the subword
-version that chapter 14's generation demo uses (its BPE tokenizer has the same specials).
+``--base shakespeare-bpe --out lmcourse/assets/chat_herald_bpe.pt`` fine-tunes the subword
+model instead (its BPE tokenizer has the same ChatML specials).
 
 The shipped ``shakespeare-char`` model has never seen a chat template: its tokenizer has the
 ChatML specials ``<|im_start|>`` / ``<|im_end|>`` but their embeddings were never trained.
