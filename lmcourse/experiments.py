@@ -11,6 +11,10 @@ interact; what they draw is computed here (or in the module that owns the concep
   :func:`lmcourse.generate.generate`'s recorded steps (a :class:`LoopTrace`);
 - :func:`exposure_curves`: a model's quality on its own samples vs on real data, against a
   :class:`~lmcourse.data.MarkovSource` whose true distribution is known (chapter 9);
+- :func:`exposure_bias_control`: the same measurement on a sparse source with little data,
+  where the model's own samples reach states it barely saw (chapter 9's positive control);
+- :func:`copy_task_retrieval`: a model trained to copy an answer from its context, asked with
+  and without the retrieved passage (chapter 15b's positive control);
 - :func:`peak_tensor_bytes` and :func:`measure_attention_cost`: time and memory of explicit
   vs fused causal attention (chapter 10);
 - :func:`simulate_batching` and :func:`kv_allocation`: serving simulations (chapter 11).
@@ -41,6 +45,8 @@ __all__ = [
     "LoopTrace",
     "trace_generation",
     "exposure_curves",
+    "exposure_bias_control",
+    "copy_task_retrieval",
     "peak_tensor_bytes",
     "measure_attention_cost",
     "simulate_batching",
@@ -296,6 +302,194 @@ def exposure_curves(
         "kl_own": curves["kl_own"],
         "kl_data": curves["kl_data"],
         "entropy_rate": np.float64(source.entropy_rate()),
+    }
+
+
+def exposure_bias_control(
+    concentration: float = 0.05,
+    order: int = 2,
+    vocab_size: int = 8,
+    train_tokens: int = 20_000,
+    iters: int = 300,
+    n_samples: int = 128,
+    rare: int = 5,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train a small GPT with teacher forcing on a sparse Markov source; measure exposure bias.
+
+    With a small Dirichlet ``concentration`` most transitions of the source have almost zero
+    probability, so real text visits few of the ``vocab_size ** order`` states and the model
+    sees the others rarely or never in ``train_tokens`` tokens. Sampling from its own
+    (smoothed) distribution, the model now and then takes a near-impossible token and lands
+    in such a state. The model is the one of chapter 9 (2 layers, width 32, context 32),
+    trained for ``iters`` steps of 32 windows.
+
+    Returns a dict with ``curves`` (the :func:`exposure_curves` result, ``n_samples``
+    sequences), ``val_loss``, ``entropy_rate``, ``train_seconds``, ``n_states``,
+    ``rare_states`` (states seen fewer than ``rare`` times in training) and the share of
+    generated positions whose state is rare, on the model's own samples
+    (``rare_share_own``) and on the source's (``rare_share_data``).
+    """
+    import time
+
+    from .model import GPT, GPTConfig
+    from .train import TrainConfig, Trainer
+
+    for name, value in (("iters", iters), ("train_tokens", train_tokens), ("n_samples", n_samples), ("rare", rare)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    source = MarkovSource(vocab_size, order=order, seed=seed, concentration=concentration)
+    g = torch.Generator().manual_seed(seed)
+    train_ids, val_ids = source.sample(train_tokens, g), source.sample(20_000, g)
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
+    cfg = TrainConfig(max_iters=iters, batch_size=32, block_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=20,
+                      eval_interval=0, eval_iters=10, device=device, dtype="float32", progress=False)
+    t0 = time.perf_counter()
+    trainer = Trainer(model, cfg, train_ids, val_ids)
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    curves = exposure_curves(model, source, n_samples=n_samples, seed=seed + 1)
+
+    counts = torch.bincount(source._state_index(train_ids.unfold(0, order, 1)), minlength=source.n_states)
+    is_rare = counts < rare
+    gen = torch.Generator().manual_seed(seed + 2)
+    length = model.config.block_size
+    data = torch.stack([source.sample(length, gen) for _ in range(n_samples)])
+    with eval_mode(model):
+        out = generate(model, data[:, :order], length - order, SamplingConfig(temperature=1.0),
+                       generator=torch.Generator().manual_seed(seed + 3))
+    own = torch.tensor(out.sequences, dtype=torch.long)
+
+    def rare_share(seqs: torch.Tensor) -> float:
+        states = source._state_index(seqs.unfold(-1, order, 1)[:, :-1])  # the state before each generated token
+        return float(is_rare[states].double().mean())
+
+    return {
+        "curves": curves,
+        "val_loss": float(trainer.history[-1]["val_loss"]),
+        "entropy_rate": float(source.entropy_rate()),
+        "train_seconds": seconds,
+        "n_states": int(source.n_states),
+        "rare_states": int(is_rare.sum()),
+        "rare_share_own": rare_share(own),
+        "rare_share_data": rare_share(data),
+    }
+
+
+def _fact_passages(n: int, facts: int, rng: np.random.Generator) -> list[list[tuple[str, str]]]:
+    """``n`` passages of ``facts`` (key, value) pairs: distinct 4-letter keys, 3-digit values."""
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    keys: set[str] = set()
+    while len(keys) < n * facts:
+        keys.add("".join(rng.choice(letters, 4)))
+    order = sorted(keys)
+    rng.shuffle(order)
+    values = [f"{v:03d}" for v in rng.integers(0, 1000, n * facts)]
+    pairs = list(zip(order, values))
+    return [pairs[i * facts : (i + 1) * facts] for i in range(n)]
+
+
+def _passage_text(pairs: Sequence[tuple[str, str]]) -> str:
+    return " ".join(f"{k}={v}" for k, v in pairs)
+
+
+def copy_task_retrieval(
+    steps: int = 150,
+    facts: int = 1,
+    batch_size: int = 32,
+    n_questions: int = 100,
+    store_size: int = 200,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Retrieval helps a model that was trained to copy from its context.
+
+    A training example is a passage of ``facts`` facts ``key=value``, a newline, then a
+    question ``key?`` and its value, with a fresh random passage each time, so the only way to get the value right is to
+    find the key in the context and copy the three digits after it; the loss is on the value
+    only. A small GPT (2 layers, width 64) is trained for ``steps`` AdamW steps of
+    ``batch_size`` examples. Then ``n_questions`` keys from a store of ``store_size`` such passages (never
+    seen in training) are asked greedily, closed-book (``"<key>?"``) and with the passage
+    that :class:`~lmcourse.retrieval.BM25Index` ranks first placed in front.
+
+    Returns a dict with ``accuracy`` (exact value, per mode: ``"closed-book"``,
+    ``"with retrieval"``), ``digit_accuracy`` (per digit), ``retrieval_hits`` (questions whose
+    passage was ranked first), ``chance`` (1/1000), ``final_loss``, ``train_seconds`` and
+    ``n_params``.
+    """
+    import time
+
+    from .model import GPT, GPTConfig
+    from .retrieval import BM25Index
+    from .tokenization import CharTokenizer
+
+    for name, value in (("steps", steps), ("facts", facts), ("batch_size", batch_size), ("n_questions", n_questions),
+                        ("store_size", store_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if n_questions > store_size * facts:
+        raise ValueError(f"n_questions must be <= store_size * facts = {store_size * facts}, got {n_questions}")
+    rng = np.random.default_rng(seed)
+    tok = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz0123456789=? \n")
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=2, n_head=4, n_embd=64,
+                          dropout=0.0)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+
+    def example(pairs: Sequence[tuple[str, str]], ask: int) -> tuple[list[int], int]:
+        key, value = pairs[ask]
+        prompt = tok.encode(_passage_text(pairs) + "\n" + key + "?")
+        return prompt + tok.encode(value + "\n"), len(prompt)
+
+    t0 = time.perf_counter()
+    losses = []
+    model.train()
+    for _ in range(steps):
+        batch = [example(p, int(rng.integers(facts))) for p in _fact_passages(batch_size, facts, rng)]
+        width = max(len(ids) for ids, _ in batch)
+        x = torch.full((len(batch), width - 1), tok.encode(" ")[0], dtype=torch.long)
+        y = torch.full((len(batch), width - 1), -100, dtype=torch.long)
+        for row, (ids, start) in enumerate(batch):
+            x[row, : len(ids) - 1] = torch.tensor(ids[:-1])
+            y[row, start - 1 : start + 2] = torch.tensor(ids[start : start + 3])  # the three digits
+        _, loss = model(x.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    seconds = time.perf_counter() - t0
+
+    store = _fact_passages(store_size, facts, np.random.default_rng(seed + 1))
+    index = BM25Index([_passage_text(p) for p in store])
+    asked = [(i, j) for i in range(store_size) for j in range(facts)]
+    picks = np.random.default_rng(seed + 2).permutation(len(asked))[:n_questions]
+    exact = {"closed-book": 0, "with retrieval": 0}
+    digits = {"closed-book": 0, "with retrieval": 0}
+    hits = 0
+    with eval_mode(model):
+        for q in picks:
+            i, j = asked[int(q)]
+            key, value = store[i][j]
+            top = index.search(key, k=1)
+            hits += bool(top) and top[0].text == _passage_text(store[i])
+            for mode in exact:
+                context = (top[0].text + "\n" if (mode == "with retrieval" and top) else "") + key + "?"
+                out = generate(model, tok.encode(context), 3, SamplingConfig(temperature=0))
+                answer = tok.decode(out.new_tokens[0])
+                exact[mode] += answer == value
+                digits[mode] += sum(a == b for a, b in zip(answer, value))
+    n = len(picks)
+    return {
+        "accuracy": {m: exact[m] / n for m in exact},
+        "digit_accuracy": {m: digits[m] / (3 * n) for m in digits},
+        "retrieval_hits": hits / n,
+        "chance": 1 / 1000,
+        "final_loss": float(np.mean(losses[-20:])),
+        "train_seconds": seconds,
+        "n_params": model.num_params(),
+        "n_questions": n,
     }
 
 

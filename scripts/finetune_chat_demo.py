@@ -1,6 +1,9 @@
 """Fine-tune the shipped char model on a few ChatML conversations (chapter 14's demo).
 
-Usage: python scripts/finetune_chat_demo.py [--steps 150] [--out lmcourse/assets/chat_herald.pt]
+Usage: python scripts/finetune_chat_demo.py [--steps 150] [--base shakespeare-char] [--out lmcourse/assets/chat_herald.pt]
+
+``--base shakespeare-bpe --out lmcourse/assets/chat_herald_bpe.pt`` fine-tunes the subword
+model instead (its BPE tokenizer has the same ChatML specials).
 
 The shipped ``shakespeare-char`` model has never seen a chat template: its tokenizer has the
 ChatML specials ``<|im_start|>`` / ``<|im_end|>`` but their embeddings were never trained.
@@ -25,16 +28,17 @@ from lmcourse.sft import INTENTS, NAMES, finetune
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--base", default="shakespeare-char", choices=["shakespeare-char", "shakespeare-bpe"])
     ap.add_argument("--out", default="lmcourse/assets/chat_herald.pt")
     args = ap.parse_args()
-    model, tok = lmcourse.load_pretrained("shakespeare-char")
+    model, tok = lmcourse.load_pretrained(args.base)
     t0 = time.time()
     losses = finetune(model, tok, steps=args.steps)
     seconds = time.time() - t0
-    meta = {"base": "shakespeare-char", "steps": args.steps, "batch_size": 16, "lr": 1e-3,
+    meta = {"base": args.base, "steps": args.steps, "batch_size": 16, "lr": 1e-3,
             "seed": 0, "train_seconds": round(seconds, 1), "n_conversations": len(NAMES) * len(INTENTS),
             "losses": [round(v, 4) for v in losses],
-            "command": f"python scripts/finetune_chat_demo.py --steps {args.steps}"}
+            "command": f"python scripts/finetune_chat_demo.py --steps {args.steps} --base {args.base} --out {args.out}"}
     # an lmcourse.checkpoint file (loads with weights_only=True), fp16 weights to keep it small
     checkpoint.save(args.out, model.half(), tok, step=args.steps, meta=meta,
                     metrics={"final_loss": meta["losses"][-1]})

@@ -335,3 +335,76 @@ def test_explorer_in_built_book(driver, name):
     root, data = _open(driver, pages[name], name, own_page=False)
     CHECKS[name](driver, root, data)
     _no_explorer_errors(driver)
+
+
+# ---- formulas offline ------------------------------------------------------------------
+
+MATHJAX = ROOT / "third_party" / "mathjax" / "tex-mml-chtml.js"
+
+
+def _wait_typeset(driver) -> None:
+    import time
+
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        state = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const p = (window.MathJax && MathJax.startup && MathJax.startup.promise);"
+            "if (!p) { done(null); } else { p.then(() => done('done'), e => done('error: ' + e)); }")
+        if state == "done":
+            return
+        assert state is None or not state.startswith("error"), state
+        time.sleep(0.2)
+    raise AssertionError("MathJax never finished typesetting")
+
+
+def _rendered_math(driver) -> list[str]:
+    """The text of every typeset formula on the page (MathJax's CHTML output elements)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('mjx-container')).map(e => e.textContent)")
+
+
+def test_vendored_mathjax_typesets_from_file_without_network(driver, tmp_path):
+    # A page that loads the book's own copy of MathJax from file://, with every host name
+    # unresolvable (see the driver): the formula must come out typeset, not as raw TeX.
+    assert MATHJAX.exists(), "run scripts/vendor_mathjax.py"
+    page = tmp_path / "formula.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                    f"<script id='MathJax-script' src='{MATHJAX.as_uri()}'></script></head>"
+                    r"<body><p id='f'>\(p_i = \frac{e^{z_i}}{\sum_j e^{z_j}}\)</p></body></html>",
+                    encoding="utf-8")
+    driver.get(page.as_uri())
+    _wait_typeset(driver)
+    assert len(_rendered_math(driver)) == 1
+    assert "\\frac" not in driver.find_element(By.ID, "f").text  # no raw TeX left on the page
+    assert driver.find_elements(By.CSS_SELECTOR, "#f mjx-container mjx-mfrac")  # a real fraction
+    fetched = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith('file:'))")
+    assert not fetched, f"the page fetched {fetched}"
+
+
+def test_mathjax_check_fails_without_mathjax(driver, tmp_path):
+    # the check above is not vacuous: the same page with a missing script shows raw TeX
+    page = tmp_path / "no_mathjax.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                    f"<script src='{(tmp_path / 'missing.js').as_uri()}'></script></head>"
+                    r"<body><p id='f'>\(x^2\)</p></body></html>", encoding="utf-8")
+    driver.get(page.as_uri())  # returns after the load event: the script has failed by then
+    assert driver.execute_script("return typeof window.MathJax") == "undefined"
+    assert _rendered_math(driver) == [] and "x^2" in driver.find_element(By.ID, "f").text
+
+
+def test_built_book_typesets_formulas_offline(driver):
+    # The built chapter 3 (softmax, surprisal, entropy) loads MathJax from its own _static
+    # folder, and its formulas are typeset with the network blocked.
+    page = BUILT / "book" / "03_logits_softmax.html"
+    if not page.exists():
+        pytest.skip("book not built")
+    html = page.read_text(errors="replace")
+    assert "/mathjax/tex-mml-chtml.js" in html and "cdn.jsdelivr.net/npm/mathjax" not in html
+    assert (BUILT / "mathjax" / "tex-mml-chtml.js").exists()
+    assert "mathjax/input/tex/extensions" not in html  # extensions load on demand, not on every page
+    driver.get(page.as_uri())
+    _wait_typeset(driver)
+    formulas = _rendered_math(driver)
+    assert len(formulas) >= 5, f"only {len(formulas)} formulas typeset"

@@ -164,3 +164,56 @@ def test_colab_check_runs_every_chapter(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
     cc = importlib.import_module("colab_check")
     assert set(cc.chapters(ROOT)) == set(NOTEBOOKS)
+
+
+HOMEWORK = ("hw1_probability_loss", "hw2_tokenisation", "hw3_causal_attention", "hw3b_transformer",
+            "hw4_training", "hw5_generation_kv_cache", "hw6_decoding", "hw7_capstone")
+DROPDOWN = re.compile(r"^:::\{admonition\} (Answer|Solution)\n:class: dropdown\n", re.M)
+
+
+def _markdown(path):
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_has_the_teaching_parts(path):
+    # Every chapter: 3-5 learning outcomes right after the intro, 2-4 check-your-understanding
+    # questions with collapsible answers, a summary, 3-6 exercises with collapsible solutions
+    # after it, and a "Now build it" pointer to a homework notebook on Colab, in that order.
+    md = _markdown(path)
+    outcomes = next((i for i, s in enumerate(md) if s.startswith("**After this chapter you can**")), None)
+    assert outcomes is not None and outcomes <= 1, f"{path.name}: no learning outcomes after the intro"
+    n_outcomes = len(re.findall(r"^- ", md[outcomes], re.M))
+    assert 3 <= n_outcomes <= 5, f"{path.name}: {n_outcomes} learning outcomes"
+
+    text = "\n\n".join(md)
+    summary = text.find("\n## Summary\n")
+    exercises = text.find("\n## Exercises\n")
+    build = text.find("\n## Now build it\n")
+    assert 0 < summary < exercises < build, f"{path.name}: summary, exercises and 'Now build it' missing or out of order"
+
+    checks = re.findall(r"\*\*Check your understanding \d+\.\*\*(.*?)(?=\n\*\*Check your understanding|\Z)", text[:summary], re.S)
+    assert 2 <= len(checks) <= 4, f"{path.name}: {len(checks)} check-your-understanding questions"
+    assert all(DROPDOWN.search(c) for c in checks), f"{path.name}: a question without a collapsible answer"
+
+    block = text[exercises:build]
+    parts = re.split(r"\n\*\*Exercise \d+ \(([^)]+)\)\.\*\*", block)[1:]
+    labels, items = parts[0::2], parts[1::2]
+    assert 3 <= len(items) <= 6, f"{path.name}: {len(items)} exercises"
+    assert all(DROPDOWN.search(item) for item in items), f"{path.name}: an exercise without a collapsible solution"
+    assert any("code" in label for label in labels), f"{path.name}: no exercise asks for code"
+    assert any("experiment" in label for label in labels), f"{path.name}: no exercise is an experiment"
+
+    links = re.findall(r"https://colab\.research\.google\.com/github/lmcourse-org/lmcourse/blob/main/assignments/(\w+)/(\w+)\.ipynb",
+                       text[build:])
+    assert links and all(a == b and a in HOMEWORK for a, b in links), f"{path.name}: no valid homework link in 'Now build it'"
+
+
+def test_teaching_parts_check_rejects_a_bare_chapter(tmp_path):
+    # the check above fails on a chapter with only prose (guards against a test that cannot fail)
+    nb = {"cells": [{"cell_type": "markdown", "id": "a", "metadata": {}, "source": ["# T\n\nProse.\n\n## Summary\n\n- x\n"]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    bare = tmp_path / "99_bare.ipynb"
+    bare.write_text(json.dumps(nb))
+    with pytest.raises(AssertionError):
+        test_chapter_has_the_teaching_parts(bare)
