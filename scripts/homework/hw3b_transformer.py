@@ -209,7 +209,7 @@ def _rand(seed, *shape, dtype=torch.float32, scale=1.0):
 
 def _loaded(mine, reference):
     """Your module, with the reference's weights loaded through your load_reference, in eval mode."""
-    mine.load_reference(reference.state_dict())
+    mine.load_reference(dict(reference.state_dict()))  # a plain dict of tensors
     return mine.eval()
 
 
@@ -545,8 +545,14 @@ def _ids(seed, B, T, V):
 
 def _n_copies_of_embedding(model, V, C):
     """How many distinct (V, C) or (C, V) matrices your model holds (in state_dict(keep_vars=True))."""
-    entries = model.state_dict(keep_vars=True).values()
-    return len({p.data_ptr() for p in entries if p.dim() == 2 and sorted((p.size(0), p.size(1))) == sorted((V, C))})
+    entries, storages = model.state_dict(keep_vars=True), set()
+    while True:  # popitem: works on your model's own dict, wherever it lives
+        try:
+            _, p = entries.popitem()
+        except KeyError:
+            return len(storages)
+        if p.dim() == 2 and sorted((p.size(0), p.size(1))) == sorted((V, C)):
+            storages.add(p.data_ptr())
 
 
 def test_gpt_shapes():
@@ -930,7 +936,7 @@ def _gqa_pair(seed, C, H, Hk, bias=False, theta=10000.0, dtype=torch.float32):
     cfg = _llama_cfg(n_embd=C, n_head=H, n_kv_head=Hk, bias=bias, rope_theta=theta)
     reference = _randomize(ref.CausalSelfAttention(cfg), seed).to(dtype)
     mine = GroupedQueryAttention(C, H, Hk, bias=bias, rope_theta=theta)
-    mine.load_reference(reference.state_dict())
+    mine.load_reference(dict(reference.state_dict()))
     return mine.to(dtype).eval(), _WithRope(reference, cfg).eval()
 
 
@@ -1058,7 +1064,7 @@ def test_llama_block_visible():
     cfg = _llama_cfg(n_embd=32, n_head=4, n_kv_head=2, mlp_hidden=48)
     reference = _WithRope(_randomize(ref.Block(cfg), 100), cfg).eval()
     mine = LlamaBlock(32, 4, 2, 48)
-    mine.load_reference(reference.inner.state_dict())
+    mine.load_reference(dict(reference.inner.state_dict()))
     x = _rand(101, 2, 6, 32)
     with torch.no_grad():
         _same("LlamaBlock(32, 4, 2, 48)", mine.eval()(x), reference(x), "n_embd=32, n_head=4, n_kv_head=2, hidden=48", _TOL_MODEL)
