@@ -470,6 +470,20 @@ class GroupedQueryAttention(RefModule):
         return self.c_proj(attend(q, k, v).transpose(1, 2).reshape(B, T, C))
 '''
 
+_MLP_EXACT_GELU = '''
+class MLP(RefModule):
+    """The exact (erf) GELU: a correct GELU, but not the one the weights were trained with."""
+
+    def __init__(self, n_embd, hidden=None, bias=True):
+        super().__init__()
+        hidden = hidden or 4 * n_embd
+        self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
+        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x)))
+'''
+
 # ---- attacks: the built-in kernels, the reference itself ------------------------------------
 
 _LN_BUILTIN = '''
@@ -567,6 +581,35 @@ class CausalSelfAttention(RefModule):
         return self.c_proj(attend(q, k, v).transpose(1, 2).reshape(B, T, C))
 '''
 
+_ATTN_TORCH_MHA = '''
+def attend(q, k, v):
+    T = q.size(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v
+
+
+class CausalSelfAttention(RefModule):
+    """PyTorch's own attention module, with the reference weights mapped into it."""
+
+    def __init__(self, n_embd, n_head, bias=True):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(n_embd, n_head, bias=bias, batch_first=True)
+
+    def load_reference(self, state_dict):
+        with torch.no_grad():
+            self.mha.in_proj_weight.copy_(state_dict["c_attn.weight"])
+            self.mha.out_proj.weight.copy_(state_dict["c_proj.weight"])
+            if "c_attn.bias" in state_dict:
+                self.mha.in_proj_bias.copy_(state_dict["c_attn.bias"])
+                self.mha.out_proj.bias.copy_(state_dict["c_proj.bias"])
+
+    def forward(self, x):
+        T = x.shape[1]
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        return self.mha(x, x, x, attn_mask=future, need_weights=True)[0]
+'''
+
 STUDENTS = {
     # honest: full marks in styles unlike the official solution
     "var-einsum-formula": {
@@ -604,6 +647,11 @@ STUDENTS = {
         "answers": {"gqa": _GQA_REPEAT},
         "expect": {"test_gqa": 0, "test_llama": 0.5},
     },
+    "exact-gelu": {
+        "kind": "partial",
+        "answers": {"mlp": _MLP_EXACT_GELU},
+        "expect": {"test_mlp": 0, "test_block": 0, "test_gpt": 2},
+    },
     # attacks: the blocked kernels and the reference score 0 on every check that needs them
     "builtin-norms": {
         "kind": "attack",
@@ -614,6 +662,11 @@ STUDENTS = {
         "kind": "attack",
         "answers": {"gpt": _GPT_REFERENCE, "llama": _LLAMA_REFERENCE},
         "expect": {"test_gpt": 0, "test_llama": 0},
+    },
+    "torch-multihead-attention": {
+        "kind": "attack",
+        "answers": {"attention": _ATTN_TORCH_MHA},
+        "expect": {"test_attention": 0, "test_block": 0, "test_gpt": 1},
     },
     "fused-attention": {
         "kind": "attack",
