@@ -635,7 +635,8 @@ checks_done()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-7", "locked": true, "schema_version": 3, "solution": false}
 # Your model is now the model of the book: the next cell, not graded, lets the loaded
-# `shakespeare-char` weights write through your code (greedy decoding, 120 characters).
+# `shakespeare-char` weights write through your code (200 characters sampled at
+# temperature 0.8, seeded).
 
 # %% nbgrader={"grade": false, "grade_id": "demo_shakespeare", "locked": true, "schema_version": 3, "solution": false} tags=["demo"]
 if __name__ == "__main__":  # runs in your notebook; skipped while grading
@@ -645,10 +646,11 @@ if __name__ == "__main__":  # runs in your notebook; skipped while grading
     _yours.load_reference(_reference.state_dict())
     _yours.eval()
     _idx = torch.tensor([_tok.encode("ROMEO:\n")])
+    _g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for _ in range(120):
-            _next = _yours(_idx[:, -_c.block_size:])[:, -1].argmax(-1, keepdim=True)
-            _idx = torch.cat([_idx, _next], dim=1)
+        for _ in range(200):
+            _probs = torch.softmax(_yours(_idx[:, -_c.block_size:])[:, -1] / 0.8, dim=-1)
+            _idx = torch.cat([_idx, torch.multinomial(_probs, 1, generator=_g)], dim=1)
     print(_tok.decode(_idx[0].tolist()))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-8", "locked": true, "schema_version": 3, "solution": false}
