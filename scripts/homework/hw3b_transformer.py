@@ -59,7 +59,7 @@
 # `masked_fill`, `@`, `einsum`, `cat`, `chunk`, `repeat_interleave`, ...), the layers
 # `nn.Linear` and `nn.Embedding` (a lookup table and a matrix product, nothing more),
 # `nn.ModuleList` / `nn.ModuleDict`, the activations `F.gelu` and `F.silu` (or write them
-# out), `math`, `numpy`.
+# out), the standard library, `numpy`, `tqdm` and `matplotlib`; no `lmcourse` module.
 #
 # **Conventions the tests fix**, and why:
 # - **GELU, tanh form** (`F.gelu(x, approximate="tanh")`), because GPT-2 and the
