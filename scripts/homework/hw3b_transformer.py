@@ -259,7 +259,7 @@ with check("LayerNorm: bias=False", 0.5):
     with torch.no_grad():
         _same("LayerNorm(bias=False)", mine(x), reference(x), "C=20, bias=False")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
 # ### 1.2 The MLP
@@ -317,7 +317,7 @@ with check("MLP: other widths, hidden sizes, no bias, float64", 0.5):
         with torch.no_grad():
             _same("MLP", mine(x), reference(x), f"n_embd={C}, hidden={hidden}, bias={bias}, {dtype}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
 # ### 1.3 Causal self-attention
@@ -388,7 +388,7 @@ with check("attention: other head counts, lengths, no bias, float64", 0.5):
         with torch.no_grad():
             _same("CausalSelfAttention", mine(x), reference(x), f"n_embd={C}, n_head={H}, bias={bias}, (B, T)={(B, T)}, {dtype}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-5", "locked": true, "schema_version": 3, "solution": false}
 # ### 1.4 The block
@@ -444,7 +444,7 @@ with check("Block: other sizes, eps, no bias, float64", 0.5):
         with torch.no_grad():
             _same("Block", mine(x), reference(x), f"n_embd={C}, n_head={H}, bias={bias}, eps={eps}, {dtype}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-6", "locked": true, "schema_version": 3, "solution": false}
 # ### 1.5 The GPT
@@ -631,7 +631,7 @@ with check("GPT: float64", 0.5):
     idx = _ids(59, 2, 16, 31)
     _same("logits (float64)", _logits(mine, idx), _logits(reference, idx), "a float64 model", _TOL_MODEL)
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-7", "locked": true, "schema_version": 3, "solution": false}
 # Your model is now the model of the book: the next cell, not graded, lets the loaded
@@ -718,7 +718,7 @@ with check("RMSNorm: other widths, eps, shapes, float64", 0.5):
         with torch.no_grad():
             check_tensor("RMSNorm", mine(x), reference(x), 1e-5, 1e-4, on=f"C={C}, eps={eps}, x {shape}, {dtype}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-9", "locked": true, "schema_version": 3, "solution": false}
 # ### 2.2 Rotary position embeddings (RoPE)
@@ -820,7 +820,7 @@ with check("apply_rope: other shapes, positions, theta, float64", 0.5):
               (_rand(77, 2, 2, 7, 8, dtype=torch.float64), torch.arange(3, 10), 10000.0)]
     _check_rope(_cases, call_many(apply_rope, [((x, p, th), {}) for x, p, th in _cases]))
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-10", "locked": true, "schema_version": 3, "solution": false}
 # ### 2.3 SwiGLU
@@ -881,7 +881,7 @@ with check("SwiGLU: other widths, with bias, float64", 0.5):
         with torch.no_grad():
             _same("SwiGLU", mine(x), reference(x), f"n_embd={C}, hidden={hidden}, bias={bias}, {dtype}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-11", "locked": true, "schema_version": 3, "solution": false}
 # ### 2.4 Grouped-query attention with RoPE
@@ -976,7 +976,7 @@ with check("GQA: multi-head (n_kv_head = n_head), bias, theta, float64", 0.5):
             _same("GroupedQueryAttention", mine(x), reference(x).to(dtype),
                   f"n_embd={C}, n_head={H}, n_kv_head={Hk}, bias={bias}, theta={theta}, {dtype}", {dtype: _TOL_MODEL[torch.float32]})
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-12", "locked": true, "schema_version": 3, "solution": false}
 # ### 2.5 The Llama block and the Llama-style GPT
@@ -1107,7 +1107,7 @@ with check("LlamaGPT: changing a future token never changes past logits", 0.5):
     assert torch.allclose(a[:, :9], b[:, :9], atol=1e-6), "changing tokens 9.. changed the logits at positions 0..8"
     assert not torch.allclose(a[:, 9:], b[:, 9:]), "changing tokens 9.. must change the later logits"
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-13", "locked": true, "schema_version": 3, "solution": false}
 # ## Summary
