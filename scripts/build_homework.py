@@ -15,7 +15,9 @@ A cell may take its source from another homework: a line
 ``### SOLUTION FROM <hw>:<grade_id>`` is replaced by the source of the cell with that
 ``grade_id`` in ``scripts/homework/<hw>.py`` (solution markers kept, so nbgrader clears the
 solution in the release as usual). The capstone uses it so that the official solutions of
-the pieces a student pastes in are written once, in their own homework.
+the pieces a student pastes in are written once, in their own homework. In such a cell a
+``# ruff: noqa`` line (the source file names functions that only the injection defines) is
+for the source file only and is dropped.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def inject_solutions(source: str, seen: tuple = ()) -> str:
             raise ValueError(f"### SOLUTION FROM {hw}:{grade_id}: no homework {hw}")
         return cell_source(hw, grade_id)
 
+    source = "\n".join(line for line in source.split("\n") if not line.startswith("# ruff: noqa"))
     return INJECT.sub(one, source)
 
 

@@ -199,7 +199,7 @@ with check("hidden models, prompts and stop conditions", 1):
     for (m, p, n, t, s, e), (eos, exp), got in zip(_cases, _expected, _got):
         _check_generation(got, exp, on=f"hidden model {m}, max_new_tokens={n}, temperature {t}, eos_id={eos}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
@@ -423,7 +423,7 @@ with check("the past is read from the cache (new weights for the new tokens only
         _y = _a(_x[:, 5:], use_cache=True)
     check_tensor("output after new weights were loaded", _y, _expected, 1e-5, 1e-4, on="prefill 5 with weights A, then 3 with weights B")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
@@ -488,7 +488,7 @@ with check("hidden shapes, dtypes, batch sizes and a real multi-query cache", 1)
         _check_int("kv_cache_bytes", g, e, on=f"args {a}, {k}")
     _check_int("a real multi-query KVCache", _mine_real, _real, on="3 layers, 1 KV head, batch 5, 17 positions")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-own-1", "locked": true, "schema_version": 3, "solution": false}
 # ## 4. Your model with your cache: prefill and decode
@@ -690,7 +690,7 @@ with check("other configurations (grouped-query, no bias, untied, float64, a one
         _check_steps(_mine_cached(wl, _models[0].config.to_dict(), prompt, toks), exp, dt,
                      on=f"hidden model {seed}, {len(prompt)}-token prompt, {n} decode steps ({mode} weights)")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-own-2", "locked": true, "schema_version": 3, "solution": false}
@@ -792,7 +792,7 @@ with check("hidden models, prompts and stop conditions (a new model every call)"
         _check_generation3(_gen_cached(_m, p, n, t, s, eos), _reference3(_m, p, n, t, s, eos),
                            on=f"hidden model {seed}, prompt {p[:6]}, {n} tokens, temperature {t}, eos_id={eos}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_cached_equals_uncached", "locked": true, "points": 1, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.model"]}
@@ -818,7 +818,7 @@ def test_cached_equals_uncached_visible():
 
 VISIBLE_TESTS["cached equals uncached"] = test_cached_equals_uncached_visible
 test_cached_equals_uncached_visible()
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-own-3", "locked": true, "schema_version": 3, "solution": false}
@@ -869,9 +869,9 @@ def find_stop(text: str, n_checked: int, stop) -> int:
 
 # %% nbgrader={"grade": true, "grade_id": "test_find_stop", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 def _reference_find(text, n_checked, stop):
-    start = max(0, n_checked - max((len(s) for s in stop), default=1) + 1)
-    hits = [i for i in (text.find(s, start) for s in stop) if i >= 0]
-    return min(hits) if hits else -1
+    begin = max(0, n_checked - max((len(x) for x in stop), default=1) + 1)
+    found = [j for j in (text.find(x, begin) for x in stop) if j >= 0]
+    return min(found, default=-1)
 
 
 def _check_find(got, expected, on):
@@ -921,7 +921,7 @@ with check("hidden texts, windows and Unicode", 1):
         _check_find(find_stop(text, n_old, stops), _reference_find(text, n_old, stops),
                     on=f"a hidden text of {len(text)} characters, {n_old} checked, {len(stops)} stop strings")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_generate_stop", "locked": true, "points": 2, "schema_version": 3, "solution": false}
@@ -988,7 +988,7 @@ with check("hidden models, decoders and stop strings", 1):
         _check_generation3(_gen_stop(_m, prompt, n, t, seed, stop, decode), _reference_stop(_m, prompt, n, t, seed, stop, decode),
                            on=f"hidden model {seed}, {n} tokens, temperature {t}")
 ### END HIDDEN TESTS
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-5", "locked": true, "schema_version": 3, "solution": false}
 # ## 7. Written question: why is decoding memory-bandwidth-bound? (3 points, graded by hand)

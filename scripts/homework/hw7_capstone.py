@@ -70,6 +70,7 @@ torch.set_num_threads(1)  # tiny models: one CPU thread is fastest (and fair on 
 VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
 
 # %% nbgrader={"grade": false, "grade_id": "pretokenize", "locked": true, "schema_version": 3, "solution": false}
+# ruff: noqa: F821 - in this source file the pasted pieces are "### SOLUTION FROM" lines (scripts/build_homework.py)
 ### SOLUTION FROM hw2_tokenisation:pretokenize
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-2", "locked": true, "schema_version": 3, "solution": false}
@@ -124,7 +125,7 @@ def test_tokenizer_visible():
     with check("train_bpe learns the reference merges", 1):
         got = _as_pairs(train_bpe(text, 40))
         assert got == expected, f"train_bpe(Shakespeare[:3000], 40): first difference at merge {next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))}"
-    with check("encode equals the reference; decode(encode(s)) == s", 1):
+    with check("encode equals the reference; decode(encode(s)) == s", 0.5):
         tok = reference_tokenizer(expected)
         for s in ("To be, or not to be: that is the question.", SHAKESPEARE[5000:5600], "héllo 🐉"):
             ids = encode(s, expected)
@@ -135,7 +136,18 @@ def test_tokenizer_visible():
 
 VISIBLE_TESTS["tokenizer"] = test_tokenizer_visible
 test_tokenizer_visible()
-checks_done()
+### BEGIN HIDDEN TESTS
+with check("a hidden corpus: merges, encoding and the round trip", 0.5):
+    _text = SHAKESPEARE[400000:404000] + " Ünïcödé 日本語 🐉🐉"
+    _expected = reference_merges(_text, 50)
+    assert _as_pairs(train_bpe(_text, 50)) == _expected, "train_bpe differs from the reference on a hidden corpus"
+    _tok = reference_tokenizer(_expected)
+    for _s in (SHAKESPEARE[700000:701000], "  spaces\n\n\ttabs 🐉 é", ""):
+        _ids = encode(_s, _expected)
+        assert _ids == _tok.encode(_s), "encode differs from the reference on a hidden text"
+        assert decode(_ids, _expected) == _s, "decode(encode(s)) is not s on a hidden text"
+### END HIDDEN TESTS
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
 # ## 2. Your GPT (HW3b)
@@ -286,7 +298,7 @@ def test_model_visible():
 
 VISIBLE_TESTS["GPT"] = test_model_visible
 test_model_visible()
-checks_done()
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
 # ## 3. Your optimiser and training loop (HW4)
@@ -465,7 +477,7 @@ def test_training_visible():
         got, expected, losses = _train_case(10, 6, None, n_layer=1)
         assert isinstance(losses, list) and len(losses) == 6, "train returns one loss per step"
         _check_weights(got, expected, on="seed 10, 6 steps, no clipping")
-    with check("train: with gradient clipping", 1):
+    with check("train: with gradient clipping", 0.5):
         got, expected, _ = _train_case(11, 6, 0.05, n_layer=1)
         _check_weights(got, expected, on="seed 11, 6 steps, grad_clip=0.05")
     return True
@@ -473,7 +485,12 @@ def test_training_visible():
 
 VISIBLE_TESTS["training"] = test_training_visible
 test_training_visible()
-checks_done()
+### BEGIN HIDDEN TESTS
+with check("train: a hidden untied model, more steps, clipping and decay", 0.5):
+    _got, _expected, _ = _train_case(12, 10, 0.5, weight_decay=0.3, tie_weights=False, n_head=4)
+    _check_weights(_got, _expected, on="a hidden untied 2-layer model, 10 steps")
+### END HIDDEN TESTS
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-5", "locked": true, "schema_version": 3, "solution": false}
 # ## 4. Your sampler (HW6) and your cache (HW5)
@@ -545,7 +562,7 @@ def test_sampler_and_cache_visible():
     with check("greedy generation with your cache equals the reference", 1):
         got, exp = _my_generate(model, [5, 6, 7], 20), _reference_generate(model, [5, 6, 7], 20)
         assert got == exp, f"greedy, 20 tokens: expected {exp}, got {got}"
-    with check("top-k / top-p sampling with your sampler and cache equals the reference", 1):
+    with check("top-k / top-p sampling with your sampler and cache equals the reference", 0.5):
         for t, k, p, s in ((0.9, 20, None, 1), (1.0, None, 0.8, 2), (0.7, 50, 0.9, 3)):
             got, exp = _my_generate(model, [1], 25, t, k, p, s), _reference_generate(model, [1], 25, t, k, p, s)
             assert got == exp, f"temperature {t}, top_k {k}, top_p {p}, seed {s}: expected {exp}, got {got}"
@@ -554,7 +571,15 @@ def test_sampler_and_cache_visible():
 
 VISIBLE_TESTS["sampler and cache"] = test_sampler_and_cache_visible
 test_sampler_and_cache_visible()
-checks_done()
+### BEGIN HIDDEN TESTS
+with check("hidden models and sampling settings (a new model every call)", 0.5):
+    for _seed, _kw, _args in ((21, dict(n_layer=1, vocab_size=270), (1.3, None, 0.5, 4)),
+                              (22, dict(n_head=4, tie_weights=False), (0.6, 5, 0.95, 5)), (23, dict(), (0.0, None, None, 0))):
+        _m = _ref_gpt(_seed, **_kw)
+        _got, _exp = _my_generate(_m, [5, 6, 7], 25, *_args), _reference_generate(_m, [5, 6, 7], 25, *_args)
+        assert _got == _exp, f"hidden model {_seed}: the tokens differ from the reference's"
+### END HIDDEN TESTS
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-6", "locked": true, "schema_version": 3, "solution": false}
 # ## 5. The run: your language model
@@ -579,7 +604,8 @@ checks_done()
 #      `bits_per_byte = total_nll / (ln 2 * n_bytes)`, with `n_bytes` the UTF-8 bytes of
 #      the validation text;
 #   5. generate `n_new` tokens (prompt plus new tokens fit in `block_size`) after `encode(prompt)` with **your** `generate_cached`
-#      (greedy: `make_sample_next(0)`), with `config` the dict of HW5 (`n_layer`, `n_head`,
+#      and **your** sampler, `make_sample_next(0.8, top_k=20,
+#      generator=torch.Generator().manual_seed(seed))`, with `config` the dict of HW5 (`n_layer`, `n_head`,
 #      `n_kv_head`, `n_embd`, `layer_norm_eps`, ...) and the weights `model.state_dict()`;
 #      decode them with **your** `decode`.
 #
@@ -596,7 +622,7 @@ def evaluate(model, ids, block_size):
     """(total NLL in nats of ids[1:] given what precedes them in windows, number of tokens predicted)."""
     ### BEGIN SOLUTION
     total, n = 0.0, 0
-    with torch.no_grad():
+    with torch.inference_mode():  # no autograd graph, and no tensors that could join one
         for i in range(0, len(ids) - 1, block_size):
             x = ids[i:i + block_size][None]
             y = ids[i + 1:i + block_size + 1][None]
@@ -623,7 +649,8 @@ def run_capstone(text, n_merges, bpe_chars, model_config, train_config, seed, pr
     config = dict(model_config, vocab_size=256 + len(merges), n_kv_head=model_config["n_head"],
                   layer_norm_eps=model_config.get("eps", 1e-5))
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    tokens, _, sample = generate_cached(weights, config, encode(prompt, merges), n_new, make_sample_next(0),
+    sample_next = make_sample_next(0.8, top_k=20, generator=torch.Generator().manual_seed(seed))
+    tokens, _, sample = generate_cached(weights, config, encode(prompt, merges), n_new, sample_next,
                                         decode=lambda ids: decode(ids, merges))
     return {"merges": merges, "losses": losses, "val_loss": total / n,
             "bits_per_byte": total / (math.log(2) * len(val_text.encode("utf-8"))),
@@ -651,15 +678,14 @@ def _unigram_loss(train_ids, val_ids, V):
 
 
 def _reference_eval(model, ids, T):
-    total, n = 0.0, 0
+    tot, count = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(ids) - 1, T):
-            y = ids[i + 1:i + T + 1][None]
-            x = ids[i:i + T][None][:, :y.size(1)]
-            logits, _ = model(x)
-            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
-            n += y.numel()
-    return total, n
+        for start in range(0, len(ids) - 1, T):
+            tgt = ids[start + 1:start + T + 1][None]
+            out, _ = model(ids[start:start + T][None][:, :tgt.size(1)])
+            tot += F.cross_entropy(out.reshape(-1, out.size(-1)), tgt.reshape(-1), reduction="sum").item()
+            count += tgt.numel()
+    return tot, count
 
 
 def test_run_visible():
@@ -686,10 +712,10 @@ def test_run_visible():
         baseline = _unigram_loss(train_ids, val_ids, V)
         assert val_loss < baseline - 0.25, f"validation loss {val_loss:.3f} nats/token; the unigram model gets {baseline:.3f}"
         print(f"validation loss {val_loss:.3f} nats/token, {bpb:.3f} bits per byte (unigram: {baseline:.3f} nats/token)")
-    with check("generation with your cache equals the reference's on your weights", 1):
+    with check("generation with your cache equals the reference's on your weights", 0.5):
         prompt_ids = tok.encode(SETTINGS["prompt"])
-        expected, _ = _reference_generate(model, prompt_ids, SETTINGS["n_new"])
-        assert list(out["sample_tokens"]) == expected, "the generated tokens differ from the reference's greedy generation on your weights"
+        expected, _ = _reference_generate(model, prompt_ids, SETTINGS["n_new"], 0.8, 20, None, SETTINGS["seed"])
+        assert list(out["sample_tokens"]) == expected, "the generated tokens differ from the reference's generation on your weights"
         assert out["sample_text"] == tok.decode(expected), "sample_text is not the decoded tokens"
         print(SETTINGS["prompt"] + out["sample_text"])
     return True
@@ -697,7 +723,17 @@ def test_run_visible():
 
 VISIBLE_TESTS["the run"] = test_run_visible
 test_run_visible()
-checks_done()
+### BEGIN HIDDEN TESTS
+with check("evaluate on hidden models and window sizes", 0.5):
+    for _seed, _T in ((30, 32), (31, 7)):
+        _m = _ref_gpt(_seed)
+        _ids = torch.randint(300, (101,), generator=torch.Generator().manual_seed(_seed))
+        _total, _n = evaluate(_mine_like(_m), _ids, _T)
+        _et, _en = _reference_eval(_m, _ids, _T)
+        assert _n == _en, f"evaluate: {_n} tokens predicted, expected {_en}"
+        assert abs(_total - _et) <= 1e-4 * abs(_et), f"evaluate: total NLL {_total:.5f}, expected {_et:.5f}"
+### END HIDDEN TESTS
+assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-7", "locked": true, "schema_version": 3, "solution": false}
 # ## A larger run on a GPU (not graded)
