@@ -39,11 +39,11 @@
 # form; a stop string is searched only where a new one can be, and the text returned stops
 # just before it.
 #
-# **Available:** torch, numpy, tqdm, matplotlib, and in parts 1 and 5's last check
-# `lmcourse.model` (the models you are given). **Forbidden** (absent while graded): every
-# other `lmcourse` module (`lmcourse.generate`, the reference `KVCache` is part of
-# `lmcourse.model` but parts 2, 4, 5 and 6 run without `lmcourse` at all), so calling the
-# reference instead of writing the code scores 0.
+# **Available** while graded: torch, numpy and the standard library, and `lmcourse.model`
+# in the checks that hand you a model (`test_generate_loop`, `test_cached_equals_uncached`).
+# **Forbidden** (absent while graded): every other `lmcourse` module, and all of `lmcourse`
+# in the other checks (the reference `KVCache` and `lmcourse.generate` included), so calling
+# the reference instead of writing the code scores 0.
 #
 # Write your code between the `# YOUR CODE HERE` lines only and do not edit the test cells.
 # Each test cell shows some checks; more (hidden) checks run when the homework is graded, on
@@ -348,14 +348,16 @@ def _gpt_with_cached_attention(seed, **kw):
 
 
 def test_cached_attention_visible():
-    mine, reference = _attn_pair(0, 32, 4)
     x = torch.randn(2, 9, 32, generator=torch.Generator().manual_seed(1))
-    y_ref, k_ref, v_ref = _reference_keys(reference, x)
     with check("output without the cache; the cache stays empty", 1):
+        mine, reference = _attn_pair(0, 32, 4)
+        y_ref, k_ref, v_ref = _reference_keys(reference, x)
         with torch.no_grad():
             check_tensor("output without cache", mine(x), y_ref, 1e-5, 1e-4, on="seed 0, C=32, H=4, x (2,9,32)")
         assert mine.k_cache is None, "use_cache=False must not fill the cache"
     with check("prefill then decode: outputs and cached keys/values", 1):
+        mine, reference = _attn_pair(0, 32, 4)
+        y_ref, k_ref, v_ref = _reference_keys(reference, x)
         y = _run_cached(mine, x, [5, 1, 1, 1, 1])  # prefill 5 tokens, then decode 4 one at a time
         check_tensor("cached output (prefill 5, then 4 single tokens)", y, y_ref, 1e-5, 1e-4, on="seed 0, C=32, H=4")
         check_tensor("k_cache after 9 positions", mine.k_cache, k_ref, 1e-5, 1e-4, on="seed 0 (B, n_kv_head, L, D)")
@@ -383,16 +385,16 @@ _cases = [  # (seed, C, H, Hk, bias, dtype, B, T, chunks, atol, rtol)
     (13, 32, 4, 4, True, torch.float32, 4, 16, [16], 1e-5, 1e-4),  # prefill only
 ]
 _g = torch.Generator().manual_seed(5)
-_runs = []
-for seed, C, H, Hk, bias, dt, B, T, chunks, atol, rtol in _cases:
-    mine, reference = _attn_pair(seed, C, H, Hk, bias, dt)
-    x = torch.randn(B, T, C, generator=_g, dtype=dt)
-    _runs.append((mine, x, chunks, _reference_keys(reference, x)))
-_model, _attns = _gpt_with_cached_attention(20, n_kv_head=1, n_layer=3)
-_ids = torch.randint(19, (2, 30), generator=_g)
-with torch.no_grad():
-    _full, _ = _model(_ids)
 with check("hidden shapes, dtypes and chunkings; reset_cache", 1):
+    _runs = []
+    for seed, C, H, Hk, bias, dt, B, T, chunks, atol, rtol in _cases:
+        mine, reference = _attn_pair(seed, C, H, Hk, bias, dt)
+        x = torch.randn(B, T, C, generator=_g, dtype=dt)
+        _runs.append((mine, x, chunks, _reference_keys(reference, x)))
+    _model, _attns = _gpt_with_cached_attention(20, n_kv_head=1, n_layer=3)
+    _ids = torch.randint(19, (2, 30), generator=_g)
+    with torch.no_grad():
+        _full, _ = _model(_ids)
     _got = [(_run_cached(m, x, ch), m.k_cache, m.v_cache) for m, x, ch, _ in _runs]
     _again = _run_cached(_runs[0][0], _runs[0][1], [11])  # reset_cache() must really empty the cache
     with torch.no_grad():
@@ -411,7 +413,7 @@ with check("the past is read from the cache (new weights for the new tokens only
     # prefill with one set of weights, then load another: the cached keys/values must stay as they were
     _a, _ref_a = _attn_pair(70, 32, 4, Hk=2)
     _, _ref_b = _attn_pair(71, 32, 4, Hk=2)
-    _x = torch.randn(1, 8, 32, generator=_g)
+    _x = torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(6))
     _cache = ref.KVCache(1, 1, 2, 8, 8)
     with torch.no_grad():
         _ref_a(_x[:, :5], kv_cache=_cache)
@@ -885,8 +887,8 @@ def test_find_stop_visible():
         _check_find(find_stop("abcdef", 4, ("cde",)), 2, on="'abcdef', 4 checked, 'cde' straddles the boundary")
         _check_find(find_stop("a\n\nb END", 0, ("END", "\n\n")), 1, on="two stop strings: the first one found")
         _check_find(find_stop("no match here", 5, ("stop",)), -1, on="no stop string")
-        _check_find(find_stop("abc", 3, ("abc",)), -1, on="nothing new: the text was all checked")
     with check("the old text before the window is not searched", 1):
+        _check_find(find_stop("abc", 3, ("abc",)), -1, on="nothing new: the text was all checked")
         _check_find(find_stop("STOP" + "x" * 20 + "yz", 24, ("STOP",)), -1,
                     on="'STOP' + 20 x + 'yz', 24 checked: the old 'STOP' is not new")
     return True
