@@ -409,7 +409,7 @@ STUDENTS = {
     "no-warm-up": {"kind": "partial", "answers": {"training": _FLOAT64_TRAINING + "\n\n" + _NO_WARMUP},
                    "expect": {"test_training": 0}},
     "unbiased-layernorm": {"kind": "partial", "answers": {"gpt": _SDPA_GPT + "\n\n" + _UNBIASED_LAYERNORM},
-                           "expect": {"test_model": 0.5, "test_training": 1, "test_run": 2.5}},
+                           "expect": {"test_model": 0.5, "test_training": 1, "test_run": 3}},
     "reference-gpt": {"kind": "attack", "answers": {"gpt": _REFERENCE_GPT},
                       "expect": {"test_model": 0, "test_training": 1, "test_run": 0}},
 }
