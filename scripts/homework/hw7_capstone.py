@@ -592,7 +592,7 @@ assert checks_done() is None  # raises AssertionError naming the failed checks
 #   `y = ids[i + 1 : i + block_size + 1]` for `i = 0, block_size, 2 * block_size, ...`
 #   (the last one shorter), so every token but the first is predicted exactly once.
 # - `run_capstone(text, n_merges, bpe_chars, model_config, train_config, seed, prompt,
-#   n_new)`:
+#   n_new, device="cpu")`:
 #   1. split `text`: the first 90% (`int(0.9 * len(text))` characters) is training text, the
 #      rest validation text;
 #   2. learn `n_merges` merges with **your** `train_bpe` on the first `bpe_chars` characters
@@ -608,6 +608,9 @@ assert checks_done() is None  # raises AssertionError naming the failed checks
 #      generator=torch.Generator().manual_seed(seed))`, with `config` the dict of HW5 (`n_layer`, `n_head`,
 #      `n_kv_head`, `n_embd`, `layer_norm_eps`, ...) and the weights `model.state_dict()`;
 #      decode them with **your** `decode`.
+#
+#   `device` is where the model trains and is evaluated (the graded run: the CPU; the GPU
+#   cell at the end passes `"cuda"`); the weights for generation are a CPU copy.
 #
 #   Return a dict with the keys `"merges"`, `"losses"`, `"val_loss"`, `"bits_per_byte"`,
 #   `"state_dict"` (your trained model's `state_dict()`), `"sample_tokens"` and
@@ -634,7 +637,7 @@ def evaluate(model, ids, block_size):
     ### END SOLUTION
 
 
-def run_capstone(text, n_merges, bpe_chars, model_config, train_config, seed, prompt, n_new):
+def run_capstone(text, n_merges, bpe_chars, model_config, train_config, seed, prompt, n_new, device="cpu"):
     """Tokenise, train, evaluate and generate with your own pieces; return the results (a dict)."""
     ### BEGIN SOLUTION
     cut = int(0.9 * len(text))
@@ -643,12 +646,12 @@ def run_capstone(text, n_merges, bpe_chars, model_config, train_config, seed, pr
     train_ids = torch.tensor(encode(train_text, merges), dtype=torch.long)
     val_ids = torch.tensor(encode(val_text, merges), dtype=torch.long)
     torch.manual_seed(seed)
-    model = GPT(vocab_size=256 + len(merges), **model_config)
-    losses = train(model, train_ids, generator=torch.Generator().manual_seed(seed), **train_config)
-    total, n = evaluate(model, val_ids, model_config["block_size"])
+    model = GPT(vocab_size=256 + len(merges), **model_config).to(device)
+    losses = train(model, train_ids.to(device), generator=torch.Generator().manual_seed(seed), **train_config)
+    total, n = evaluate(model, val_ids.to(device), model_config["block_size"])
     config = dict(model_config, vocab_size=256 + len(merges), n_kv_head=model_config["n_head"],
                   layer_norm_eps=model_config.get("eps", 1e-5))
-    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}  # generation on the CPU
     sample_next = make_sample_next(0.8, top_k=20, generator=torch.Generator().manual_seed(seed))
     tokens, _, sample = generate_cached(weights, config, encode(prompt, merges), n_new, sample_next,
                                         decode=lambda ids: decode(ids, merges))
@@ -740,8 +743,9 @@ assert checks_done() is None  # raises AssertionError naming the failed checks
 #
 # On a Colab GPU (*Runtime / Change runtime type / GPU*) the cell below trains a larger model
 # of your own on the whole corpus with the same code, then samples from it with top-p. On a
-# CPU it does nothing. Your pieces must then put tensors on the model's device (`idx.device`
-# in the forward, the batches on `data.device`); the graded run is on the CPU.
+# CPU it does nothing. Your pieces must then keep tensors on the model's device (positions
+# on `idx.device` in the forward, the batch offsets moved to `data.device`); the graded run
+# is on the CPU.
 
 # %% nbgrader={"grade": false, "grade_id": "gpu_run", "locked": true, "schema_version": 3, "solution": false}
 _device = globals().get("device")
@@ -753,7 +757,7 @@ if _device is not None and getattr(_device, "type", None) == "cuda" and "run_cap
                         model_config=dict(block_size=128, n_layer=4, n_head=4, n_embd=256),
                         train_config=dict(steps=600, batch_size=32, block_size=128, lr=1e-3, warmup=50,
                                           min_lr=1e-4, weight_decay=0.1, grad_clip=1.0),
-                        seed=0, prompt="ROMEO:", n_new=120)
+                        seed=0, prompt="ROMEO:", n_new=120, device=_device)
     print(f"{time.perf_counter() - _t0:.0f} s; validation loss {_big['val_loss']:.3f} nats/token, "
           f"{_big['bits_per_byte']:.3f} bits per byte")
     print("ROMEO:" + _big["sample_text"])
