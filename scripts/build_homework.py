@@ -10,11 +10,20 @@ comments (``# %% [markdown]``), solutions sit between ``### BEGIN SOLUTION`` and
 This script only adds what the text format does not keep: the course's setup cell
 (``SETUP_CELL`` of scripts/new_chapter.py, in the cell tagged ``setup``), stable cell ids
 and the kernelspec; jupytext does the rest.
+
+A cell may take its source from another homework: a line
+``### SOLUTION FROM <hw>:<grade_id>`` is replaced by the source of the cell with that
+``grade_id`` in ``scripts/homework/<hw>.py`` (solution markers kept, so nbgrader clears the
+solution in the release as usual). The capstone uses it so that the official solutions of
+the pieces a student pastes in are written once, in their own homework. In such a cell a
+``# ruff: noqa`` line (the source file names functions that only the injection defines) is
+for the source file only and is dropped.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import jupytext
@@ -29,6 +38,32 @@ from new_chapter import SETUP_CELL  # noqa: E402
 HOMEWORK = sorted(f[:-3] for f in os.listdir(SOURCES) if f.startswith("hw") and f.endswith(".py"))
 
 
+INJECT = re.compile(r"^### SOLUTION FROM (\w+):(\S+)[ \t]*$", re.MULTILINE)
+
+
+def cell_source(hw: str, grade_id: str) -> str:
+    """The source of the cell ``grade_id`` of homework ``hw`` (its own injections done)."""
+    nb = jupytext.read(os.path.join(SOURCES, f"{hw}.py"), fmt="py:percent")
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            return inject_solutions(cell.source, seen=(hw,))
+    raise ValueError(f"### SOLUTION FROM {hw}:{grade_id}: no cell with grade_id {grade_id!r} in {hw}")
+
+
+def inject_solutions(source: str, seen: tuple = ()) -> str:
+    """Replace every ``### SOLUTION FROM <hw>:<grade_id>`` line by that cell's source."""
+    def one(match: re.Match) -> str:
+        hw, grade_id = match.group(1), match.group(2)
+        if hw in seen:
+            raise ValueError(f"### SOLUTION FROM {hw}:{grade_id}: a cycle through {hw}")
+        if not os.path.isfile(os.path.join(SOURCES, f"{hw}.py")):
+            raise ValueError(f"### SOLUTION FROM {hw}:{grade_id}: no homework {hw}")
+        return cell_source(hw, grade_id)
+
+    source = "\n".join(line for line in source.split("\n") if not line.startswith("# ruff: noqa"))
+    return INJECT.sub(one, source)
+
+
 def notebook(name: str) -> nbformat.NotebookNode:
     """The nbgrader source notebook of homework ``name`` (no outputs)."""
     nb = jupytext.read(os.path.join(SOURCES, f"{name}.py"), fmt="py:percent")
@@ -38,6 +73,8 @@ def notebook(name: str) -> nbformat.NotebookNode:
         cell["id"] = f"{name[:4]}-{i:02d}"
         if "setup" in cell.metadata.get("tags", []):
             cell.source = SETUP_CELL
+        elif "### SOLUTION FROM " in cell.source:
+            cell.source = inject_solutions(cell.source, seen=(name,))
     nbformat.validate(nb)
     return nb
 
