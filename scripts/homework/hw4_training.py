@@ -404,7 +404,8 @@ def run_adamw(groups, grads, defaults, lrs=None, reload_at=None):
 
 # %% nbgrader={"grade": true, "grade_id": "test_adamw", "locked": true, "points": 5, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.model"], "block_ops": ["cross_entropy_loss", "nll_loss", "nll_loss_nd", "nll_loss2d", "nll_loss_forward", "lerp", "lerp_", "_foreach_lerp", "_foreach_lerp_", "_fused_adam", "_fused_adam_", "_fused_adamw", "_fused_adamw_", "linalg_vector_norm", "norm", "linalg_norm", "frobenius_norm", "_foreach_norm"]}
 # The reference is torch.optim.AdamW (foreach=False) on the same tensors and gradients.
-# Tolerances on the parameters after each step: float32 atol=1e-6, rtol=1e-5; float64 atol=1e-9, rtol=1e-8.
+# Tolerances on the parameters after each step: float32 atol=1e-6, rtol=1e-5; float64 atol=1e-7,
+# rtol=1e-6 (a step count kept as a float32 tensor, as torch does, may round the bias correction).
 
 
 def _adamw_case(seed, shapes, options, n_steps, dtype=torch.float32, scale=1.0, none_every=0):
@@ -473,7 +474,7 @@ with check("AdamW: many steps, several parameter groups with their own options",
     _adamw_matches(_groups, _grads, {}, on="the default options, 25 steps")
 with check("AdamW: float64, skipped (None) gradients, the eps convention", 1):
     _groups, _grads = _adamw_case(22, [[(4, 4)], [(5,)]], [{"weight_decay": 0.3}, {}], 30, dtype=torch.float64)
-    _adamw_matches(_groups, _grads, dict(lr=0.02), on="float64, 30 steps", atol=1e-9, rtol=1e-8)
+    _adamw_matches(_groups, _grads, dict(lr=0.02), on="float64, 30 steps", atol=1e-7, rtol=1e-6)
     _groups, _grads = _adamw_case(23, [[(3,), (4,), (2, 2)]], [{}], 12, none_every=3)
     _adamw_matches(_groups, _grads, dict(lr=0.01, weight_decay=0.1), on="some gradients None (skipped), 12 steps")
     _groups, _grads = _adamw_case(24, [[(8,)]], [{}], 15, scale=1e-3)
@@ -1040,7 +1041,8 @@ _ckpt_cases = []
 with check("checkpoint: weights, optimiser state, step and generator restored exactly", 1):
     for _args in [(40, "momentum", 5, 9), (41, "adagrad", 1, 4), (42, "adamw", 7, 10)]:
         _ckpt_cases.append(_ckpt_case(*_args))
-        _check_restored(_ckpt_cases[-1])
+    for _case in _ckpt_cases:
+        _check_restored(_case)
 with check("checkpoint: the resumed runs equal the uninterrupted runs", 1):
     assert len(_ckpt_cases) == 3, "the checkpoints could not be saved and loaded"
     for _case in _ckpt_cases:
@@ -1333,18 +1335,25 @@ checks_done()
 #   budget (more steps before more width, a longer context, a deeper model, a validation
 #   curve to pick the schedule).
 #
-# *Model answer (about 180 words).* | recipe | val loss | |---|---| | default (width 32,
-# lr 1e-3 constant) | 2.71 | | lr 3e-3 → 3e-4 cosine, 10 warm-up steps, beta2 0.99 | 2.66 |
-# | the same at width 64, 4 heads | 2.53 | | width 64 with lr 6e-3 | 2.64 | With only 200 steps
-# the default rate is too small: the loss is still falling steeply at the end. Three times
-# the rate with a short warm-up and a cosine decay to a tenth gives larger steps while
-# they help and small ones at the end. Width 64 (57k parameters, within the budget) helps
-# most: the same number of steps fits more of the bigram and trigram statistics. A rate of
-# 6e-3 at width 64 was worse and noisier (the loss jumps in the first 30 steps). Weight
-# decay 0.1 changed the third decimal only. Seeds move the result by about 0.03 nats, so
-# differences below that mean little. With ten times the budget I would train longer
-# first, then add a second layer and a longer context, choosing the schedule from a
-# validation curve.
+# *Model answer (about 200 words).*
+#
+# | recipe (changes from `DEFAULT_RECIPE`) | validation loss |
+# |---|---|
+# | the default: width 32, lr 1e-3 constant | 2.71 |
+# | lr 5e-3 with 10 warm-up steps, cosine to 5e-4, beta2 0.99 | 2.77 |
+# | lr 3e-3 (cosine to 3e-4, same warm-up and beta2), width 48, 4 heads | 2.62 |
+# | the same at width 64, 4 heads (57k parameters) | 2.53 |
+#
+# With only 200 steps the default rate is too small: the training loss is still falling
+# steeply at the end. A larger peak rate with a short warm-up and a cosine decay to a tenth
+# takes larger steps while they help and small ones at the end; `beta2 = 0.99` lets Adam's
+# second moment follow the gradients of a short run. At width 32 a rate of 5e-3 was worse
+# (2.77): the loss jumps in the first steps and this seed never recovers. Width helped most:
+# at the same number of steps a wider model fits more of the character-pair and triple
+# statistics, and width 64 still fits the 60,000-parameter budget. Over five seeds the best
+# recipe ranges from 2.48 to 2.59, so differences of a few hundredths mean little. With ten
+# times the budget I would first train longer, then add a second layer and a longer
+# context, and choose the schedule from a validation curve.
 # ### END SOLUTION
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-6", "locked": true, "schema_version": 3, "solution": false}
