@@ -965,7 +965,10 @@ def load_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer, ge
 # The runs around the checkpoint use the reference loop; only saving and loading are yours.
 # Restored states must equal the saved ones exactly; the resumed run must equal the
 # uninterrupted one (same operations in the same order: exact up to atol=1e-7).
-CKPT_PATH = "/tmp/hw4_checkpoint_test.pt" if os.path.isdir("/tmp") else "hw4_checkpoint_test.pt"
+import uuid
+
+# a new file name for every run of this cell (two notebooks on one machine never share it)
+CKPT_PATH = os.path.join("/tmp" if os.path.isdir("/tmp") else ".", f"hw4_checkpoint_{uuid.uuid4().hex}.pt")
 
 
 def _ref_train(model, opt, data, first, steps, gen, B=4, T=8, clip=1.0):
@@ -1047,6 +1050,8 @@ with check("checkpoint: the resumed runs equal the uninterrupted runs", 1):
     assert len(_ckpt_cases) == 3, "the checkpoints could not be saved and loaded"
     for _case in _ckpt_cases:
         _check_resumed(_case)
+with contextlib.suppress(OSError):
+    os.remove(CKPT_PATH)
 ### END HIDDEN TESTS
 checks_done()
 
@@ -1092,7 +1097,8 @@ checks_done()
 # classes and functions without running anything at the top level of your cells.
 
 # %% nbgrader={"grade": false, "grade_id": "my_gpt", "locked": false, "schema_version": 3, "solution": true}
-# Paste your GPT from HW3b here (the classes it needs; RefModule is defined at the top).
+# Paste your GPT from HW3b here (the classes it needs; RefModule is defined at the top),
+# replacing the two lines below: until then this cell raises NotImplementedError.
 ### BEGIN SOLUTION
 class LayerNorm(RefModule):
     """LayerNorm from tensor operations: (x - mean) / sqrt(var + eps) * weight + bias."""
