@@ -433,6 +433,17 @@ def train_loop(model, optimizer, data, steps, batch_size, block_size, generator,
     return history
 '''
 
+_RUN_DEFAULT = '''
+def my_recipe():
+    return dict(DEFAULT_RECIPE)  # the fixed recipe, unchanged: it trains, but not below the threshold
+
+
+def build(recipe, vocab_size, seed):
+    torch.manual_seed(seed)
+    model = GPT(vocab_size, recipe["block_size"], recipe["n_layer"], recipe["n_head"], recipe["n_embd"])
+    return model, AdamW(model.parameters(), lr=recipe["lr"], betas=recipe["betas"], weight_decay=recipe["weight_decay"])
+'''
+
 # ---- attacks ------------------------------------------------------------------------------
 
 _ADAMW_TORCH = '''
@@ -498,6 +509,7 @@ STUDENTS = {
     "adamw-cached-lr": {"kind": "partial", "answers": {"adamw": _ADAMW_CACHED_LR}, "expect": {"test_adamw": 1}},
     "loop-no-schedule": {"kind": "partial", "answers": {"train_loop": _LOOP_NO_SCHEDULE},
                          "expect": {"test_train_loop": 1}},
+    "default-recipe": {"kind": "partial", "answers": {"my_run": _RUN_DEFAULT}, "expect": {"test_training_run": 2}},
     "torch-adamw-inside": {"kind": "attack", "answers": {"adamw": _ADAMW_TORCH},
                            "expect": {"test_adamw": 0, "test_training_run": 0}},
     "torch-clip": {"kind": "attack", "answers": {"clip_grad_norm": _CLIP_TORCH + _RUN_CLIP},

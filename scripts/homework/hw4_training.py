@@ -1075,6 +1075,11 @@ checks_done()
 # - a model of at most 60,000 parameters, counted by `gpt_parameters(recipe, vocab_size)`
 #   below (the GPT-2 layout with tied embeddings: what your HW3b GPT has).
 #
+# The whole run must also finish within the grader's time limit for one call (a minute on
+# one CPU thread; the default recipe takes a few seconds, the largest models of the budget
+# two to three times as long): a GPT that loops over positions or batch rows in Python may be too
+# slow.
+#
 # `DEFAULT_RECIPE` is a fixed recipe that trains: it reaches a validation loss of about 2.72
 # nats. The threshold is **2.65**: to beat it, change the recipe, within the budget, and
 # write `build(recipe, vocab_size, seed)`, which returns `(model, optimizer)`: your GPT of the
