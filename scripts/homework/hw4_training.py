@@ -310,7 +310,10 @@ checks_done()
 #
 # The *bias correction* $1 - \beta^t$ undoes the pull of $m_0 = v_0 = 0$ towards zero in the
 # first steps. These are exactly the rules of `torch.optim.AdamW`; the tests compare your
-# optimiser with it, step by step, over many steps and several parameter groups.
+# optimiser with it, step by step, over many steps and several parameter groups. Two details
+# vary between write-ups, and the tests fix them as torch does: **the decay comes first**
+# (shrinking after the Adam step differs by $\eta^2\lambda$ per step), and **$\epsilon$ is added to
+# $\sqrt{\hat v_t}$**, not inside the square root and not to $\sqrt{v_t}$ before the bias correction.
 #
 # Write `AdamW` as a subclass of `torch.optim.Optimizer`, with the same defaults as
 # `torch.optim.AdamW` (`lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2`):
