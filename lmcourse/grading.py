@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import warnings
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
 __all__ = [
-    "check", "checks_done", "begin_cell", "cell_results",
+    "check", "checks_done", "begin_cell", "cell_results", "cell_complete",
     "check_tensor", "check_float", "call_many", "value_and_grad",
 ]
 
@@ -50,8 +51,30 @@ def begin_cell() -> None:
 
 
 def cell_results() -> list[dict]:
-    """The checks recorded since :func:`begin_cell`: ``{"name", "points", "passed", "message"}``."""
-    return [dict(r) for r in _RESULTS]
+    """The checks recorded since :func:`begin_cell`.
+
+    Each is ``{"name", "points", "passed", "message", "where"}``; ``where`` lists the
+    ``(file name, line)`` of the frames that entered the check, innermost first (the grader
+    uses it to tell visible checks from hidden ones).
+    """
+    return [dict(r, where=list(r["where"])) for r in _RESULTS]
+
+
+def cell_complete() -> bool:
+    """Whether :func:`checks_done` ended the checks recorded since :func:`begin_cell`."""
+    return bool(_STATE["done"])
+
+
+def _callers(skip: int) -> list[tuple[str, int]]:
+    frames = []
+    try:
+        f = sys._getframe(skip)
+    except ValueError:
+        return frames
+    while f is not None and len(frames) < 50:
+        frames.append((f.f_code.co_filename, f.f_lineno))
+        f = f.f_back
+    return frames
 
 
 @contextlib.contextmanager
@@ -68,7 +91,7 @@ def check(name: str, points: float) -> Iterator[None]:
         raise ValueError(f"check points must be a number >= 0, got {points!r}")
     if _STATE["done"]:
         begin_cell()
-    record = {"name": name, "points": float(points), "passed": False, "message": ""}
+    record = {"name": name, "points": float(points), "passed": False, "message": "", "where": _callers(3)}
     _RESULTS.append(record)
     try:
         yield
