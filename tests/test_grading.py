@@ -1,9 +1,9 @@
 """The homework and its grading: helpers, sources, release, the sandbox, the demo class.
 
-The slow tests grade made-up students for real (scripts/grade_demo.py): every attack class
-and honest case on HW6, the solution and the stubs of every other homework, and the
-instructor workflow (feedback, export) on HW5. They need bubblewrap
-(scripts/install_bubblewrap.sh) and take a few minutes on 2 CPUs.
+The slow tests grade made-up students for real (grader/demo.py): every attack class and
+honest case on HW6, the solution and the stubs of every other homework, the students of
+grader/students/, and the instructor workflow (feedback, export) on HW5. They need
+bubblewrap (scripts/install_bubblewrap.sh) and take a few minutes on 2 CPUs.
 """
 
 from __future__ import annotations
@@ -25,15 +25,19 @@ import torch
 from lmcourse.grading import call_many, check_float, check_tensor, value_and_grad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import build_homework  # noqa: E402
-import grade  # noqa: E402
-import grade_demo  # noqa: E402
 import release_assignments  # noqa: E402
 
+from grader import demo as grade_demo  # noqa: E402
+from grader import submission as grade  # noqa: E402
+from grader.notebook import strip_solution_markers  # noqa: E402
+from grader.sandbox import MEMORY_BYTES, SandboxTimeout, bwrap_available  # noqa: E402
+
 HOMEWORK = release_assignments.homeworks(ROOT)
-BWRAP = grade.bwrap_available()
+BWRAP = bwrap_available()
 if not BWRAP and os.environ.get("LMCOURSE_REQUIRE_BWRAP") == "1":  # CI: grading must be tested
     raise RuntimeError("LMCOURSE_REQUIRE_BWRAP=1 but bubblewrap cannot run: scripts/install_bubblewrap.sh")
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap missing: run scripts/install_bubblewrap.sh")
@@ -161,7 +165,7 @@ def test_hidden_top_p_tie_at_the_cut():
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or "setup" in cell.metadata.get("tags", []):
                 continue
-            code = grade.strip_solution_markers(cell.source) if meta.get("solution") else cell.source
+            code = strip_solution_markers(cell.source) if meta.get("solution") else cell.source
             if meta.get("grade_id") == "top_p":
                 right = code
                 wrong = code.replace("<= 1 - p", "< 1 - p")
@@ -183,13 +187,12 @@ def test_hidden_top_p_tie_at_the_cut():
 # ---- the sandbox -------------------------------------------------------------------------
 
 
-def _part(tmp, cells, allow=(), block_ops=(), timeout=20):
-    class Grader:
-        pass
-
-    g = Grader()
-    g.tmp, g.memory_bytes, g.timeout, g.isolate, g.cells = tmp, grade.MEMORY_BYTES, timeout, True, cells
-    return grade.Part(g, tuple(allow), tuple(block_ops))
+def _part(tmp, cells, allow=(), block_ops=(), timeout=20, isolate=True):
+    os.chmod(tmp, 0o755)
+    g = grade.SubmissionGrader(nbformat.v4.new_notebook(), nbformat.v4.new_notebook(), tmp=tmp, timeout=timeout,
+                               isolate=isolate, memory_bytes=MEMORY_BYTES)
+    g.cells = cells
+    return g.part({"allow": list(allow), "block_ops": list(block_ops)})
 
 
 @needs_bwrap
@@ -264,7 +267,7 @@ def double(x, g=None):
 '''
     part = _part(str(tmp_path), [("<answer>", code)], timeout=3)
     remote = lambda name: grade.Remote(part, {"name": name})  # noqa: E731
-    with pytest.raises(grade.SandboxTimeout):
+    with pytest.raises(SandboxTimeout):
         remote("hang")()
     with pytest.raises(grade.StudentError, match="died"):
         remote("crash")()
@@ -327,7 +330,7 @@ def test_instructor_workflow_feedback_and_export(tmp_path):
     release_assignments.nbgrader(course, "zip_collect", name, "--force")
     for student in ("solution", "release"):
         assert os.path.isfile(os.path.join(course, "submitted", student, name, f"{name}.ipynb"))
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "grade.py"), name, "--course", course,
+    proc = subprocess.run([sys.executable, "-m", "grader.grade", name, "--course", course,
                            "--timeout", "30"], capture_output=True, text=True, env=release_assignments.env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     release_assignments.nbgrader(course, "generate_feedback", name)
@@ -349,7 +352,6 @@ def test_instructor_workflow_feedback_and_export(tmp_path):
 
 def test_without_bubblewrap_the_code_still_runs_in_another_process(tmp_path):
     """--no-sandbox: no isolation of files, but the same proxies and plain data."""
-    part = _part(str(tmp_path), [("<answer>", "import os\ndef pid():\n    return os.getpid()\n")])
-    part.grader.isolate = False
+    part = _part(str(tmp_path), [("<answer>", "import os\ndef pid():\n    return os.getpid()\n")], isolate=False)
     assert grade.Remote(part, {"name": "pid"})() != os.getpid()
     part.sb.kill()
