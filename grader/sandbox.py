@@ -153,7 +153,8 @@ def sandbox_command(lib: str, config: dict, isolate: bool = True) -> list[str]:
     for prefix in sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(py))}):
         if not prefix.startswith("/usr"):
             cmd += ["--ro-bind", prefix, prefix]
-    for site in _site_dirs():
+    sites = _site_dirs()
+    for site in sites:
         cmd += ["--tmpfs", site]  # an empty site-packages, then only the allowed distributions
         for entry in sorted(os.listdir(site)):
             if _allowed_entry(entry):
@@ -161,6 +162,9 @@ def sandbox_command(lib: str, config: dict, isolate: bool = True) -> list[str]:
     cmd += ["--ro-bind", lib, "/sandbox/lib"]
     if sys.executable != py:  # a venv: its bin/python link
         cmd += ["--ro-bind", os.path.dirname(sys.executable), os.path.dirname(sys.executable)]
+    for site in sites:  # nothing writable but /tmp and /dev/shm
+        cmd += ["--remount-ro", site]
+    cmd += ["--remount-ro", "/"]
     return cmd + [sys.executable, "-I", "/sandbox/lib/worker.py", json.dumps(cfg)]
 
 
