@@ -43,10 +43,11 @@ Attackers (each must score 0; their answers are the release's stubs plus the att
   real, cheating one;
 - ``leak``        every answer raises an error whose message repeats its inputs (the
   feedback must not show them for hidden checks);
-- ``sleeper``     correct answers that sleep just under the per-call limit at every call
-  (bounded by the per-cell limit and the student's budget);
-- ``channel``     two parts of one submission try to talk over a lock on a shared file
-  and over /tmp (one sandbox at a time: nothing to talk to).
+
+Limits (not in the default list; the tests run them with small limits):
+
+- ``sleeper``     the solution, sleeping just under the per-call limit at every call: its
+  grading time is bounded by the per-cell limit and the student's budget.
 
 The students of ``grader/students/<hw>.py`` (honest students in other styles, partial
 and attacking ones with the exact points they must get) are graded too; see
@@ -73,9 +74,10 @@ from grader.sandbox import bwrap_available
 
 HONEST = ("solution", "release", "noisy", "loop", "crash", "duplicate")
 ATTACKS = ("edited", "reference", "lowlevel", "transformer", "helpers", "rig", "course", "fork",
-           "root", "bomb", "shadow", "leak", "channel")
+           "root", "bomb", "shadow", "leak")
 STUDENTS = HONEST + ATTACKS
-CANARY = "PWNED"  # a file the attackers try to create in the course and next to it
+CANARY = "PWNED"
+SLEEPER_SECONDS = 1.8  # the sleeper's pause at every call (tests: per-call limit 2 s)  # a file the attackers try to create in the course and next to it
 
 # answer function -> (lmcourse module, reference function with the same signature)
 REFERENCES = {
@@ -319,7 +321,7 @@ def submission(kind: str, release_nb, solution_nb, name: str, course: str):
     nb = nbformat.from_dict(release_nb)
     solutions = {_nbg(c)["grade_id"]: c.source for c in _answer_cells(solution_nb)}
     answers = _answer_cells(nb)
-    honest_with_solution = kind in ("solution", "noisy", "loop", "crash", "duplicate")
+    honest_with_solution = kind in ("solution", "noisy", "loop", "crash", "duplicate", "sleeper")
     for i, cell in enumerate(answers):
         gid = _nbg(cell)["grade_id"]
         sol = strip_solution_markers(solutions[gid])
@@ -342,6 +344,12 @@ def submission(kind: str, release_nb, solution_nb, name: str, course: str):
             cell.source += "".join(  # a class: calling an instance kills the process
                 f"\n\n{c}.__call__ = lambda self, *args, **kwargs: __import__('os').kill(__import__('os').getpid(), 9)\n"
                 for c in _classes(sol))
+        if kind == "sleeper":
+            cell.source = sol + "".join(
+                f"\n\n_slow_{f} = {f}\n\n\ndef {f}(*args, **kwargs):\n    import time\n\n"
+                f"    time.sleep(SLEEP)\n    return _slow_{f}(*args, **kwargs)\n" for f in _functions(sol))
+            if i == 0:
+                cell.source = f"SLEEP = {SLEEPER_SECONDS!r}\n" + cell.source
         if kind == "reference":
             cell.source = CHEATS.get(name, {}).get(gid, cell.source)
         if kind in ("rig", "lowlevel", "bomb", "leak"):

@@ -285,20 +285,92 @@ def double(x, g=None):
 # ---- the demo class, graded for real -------------------------------------------------------
 
 
+def hidden_values(source: str) -> set[str]:
+    """Literal values of a test cell's hidden block that its visible part does not show."""
+    import ast
+
+    from grader.notebook import HIDDEN_BEGIN, HIDDEN_END, visible_source
+
+    if HIDDEN_BEGIN not in source:
+        return set()
+    hidden = source.split(HIDDEN_BEGIN, 1)[1].split(HIDDEN_END, 1)[0]
+    names = set()
+    try:
+        tree = ast.parse(hidden)
+    except SyntaxError:
+        return set()
+    for n in ast.walk(tree):  # check names are shown on purpose
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "check" and n.args and isinstance(n.args[0], ast.Constant):
+            names.add(n.args[0].value)
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Constant) and not isinstance(n.value, bool):
+            v = n.value
+            if isinstance(v, (int, float)) and (abs(v) >= 100 or (isinstance(v, float) and len(repr(v)) >= 5)):
+                out.add(repr(v))
+            elif isinstance(v, str) and len(v) >= 12 and v not in names and "{" not in v:
+                out.add(v)
+    visible = visible_source(source)
+    return {v for v in out if v not in visible}
+
+
+def scan_feedback(course: str, name: str, students) -> list:
+    """(student, test cell, value) for each hidden value found in an autograded report."""
+    source = nbformat.read(os.path.join(ROOT, "solutions", name, f"{name}.ipynb"), as_version=4)
+    values = {c.metadata["nbgrader"]["grade_id"]: hidden_values(c.source) for c in source.cells
+              if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+    found = []
+    for student in students:
+        nb = nbformat.read(os.path.join(course, "autograded", student, name, f"{name}.ipynb"), as_version=4)
+        text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        found += [(student, gid, v) for gid, vs in values.items() for v in vs if v in text]
+    return found
+
+
 @needs_bwrap
-@pytest.mark.timeout(1500)
-def test_demo_class_every_attack_scores_zero_every_honest_case_keeps_its_points():
-    names = ["hw6_decoding"]
-    scores, seconds, canaries = grade_demo.grade(names, timeout=10, log=lambda *a: None)
+@pytest.mark.timeout(1800)
+def test_demo_class_every_attack_scores_zero_every_honest_case_keeps_its_points(tmp_path):
+    from grader import students as demo_students
+    from grader.notebook import answer_sources
+
+    name = "hw6_decoding"
+    course = str(tmp_path / "course")
+    custom = dict(demo_students.load(name))
+    custom.update(demo_students.load(name, os.path.join(ROOT, "tests", "grading_students")))
+    scores, seconds, canaries = grade_demo.grade([name], timeout=10, log=lambda *a: None, course=course,
+                                                 custom={name: custom})
     assert canaries == []
     for student in grade_demo.STUDENTS:
-        cells = scores["hw6_decoding", student]
-        assert grade_demo.expected_ok("hw6_decoding", student, cells), (student, cells)
-    loop, crash = scores["hw6_decoding", "loop"], scores["hw6_decoding", "crash"]
+        cells = scores[name, student]
+        assert grade_demo.expected_ok(name, student, cells), (student, cells)
+    loop, crash = scores[name, "loop"], scores[name, "crash"]
     assert loop["test_top_k"][0] == 0 and loop["test_top_p"][0] == 3  # the looped answer only
     assert crash["test_accept_or_resample"][0] == 0 and crash["test_beam_search"][0] == 4
-    for (name, student), s in sorted(seconds.items()):
-        print(f"{name} {student}: {s:.1f} s")
+    manual = grade_demo.manual_grade_ids(name)
+    for key, spec in custom.items():  # honest: full marks; partial and attack: exactly their expect
+        assert demo_students.mismatches(spec, scores[name, demo_students.demo_id(key)], manual) == [], key
+    # the autograded notebook shows exactly the code that was graded (a markdown copy never shadows)
+    sub = nbformat.read(os.path.join(course, "submitted", "shadow", name, f"{name}.ipynb"), as_version=4)
+    auto = nbformat.read(os.path.join(course, "autograded", "shadow", name, f"{name}.ipynb"), as_version=4)
+    assert answer_sources(auto) == answer_sources(sub)
+    assert all("### BEGIN SOLUTION" not in c.source for c in auto.cells)
+    # no feedback shows a hidden case's values
+    students = list(grade_demo.STUDENTS) + [demo_students.demo_id(k) for k in custom]
+    assert scan_feedback(course, name, students) == []
+    for (hw, student), s in sorted(seconds.items()):
+        print(f"{hw} {student}: {s:.1f} s")
+
+
+@needs_bwrap
+@pytest.mark.timeout(900)
+def test_sleepers_are_bounded_by_the_cell_limit_and_the_budget(tmp_path):
+    """Correct answers that sleep just under the per-call limit at every call."""
+    budget = 20
+    scores, seconds, _ = grade_demo.grade(["hw6_decoding"], timeout=2, students=("sleeper",), custom={},
+                                          log=lambda *a: None, cell_timeout=8, budget=budget)
+    cells = scores["hw6_decoding", "sleeper"]
+    assert sum(s for s, _ in cells.values()) < sum(m for _, m in cells.values())
+    assert seconds["hw6_decoding", "sleeper"] < budget + 90  # + sandbox start-ups, never counted
 
 
 @needs_bwrap
@@ -691,3 +763,17 @@ def test_similarity_flags_a_pasted_reference_not_an_honest_answer():
     flags = report({"copy": {"top_p": "import torch\n\n" + renamed}, "honest": {"top_p": honest}})
     assert any(f.student == "copy" and f.like.endswith("top_p_filter") for f in flags), flags
     assert not any(f.student == "honest" for f in flags), flags
+
+
+@pytest.mark.parametrize("name", HOMEWORK)
+def test_summary_cells_injected_from_one_place(name, tmp_path, monkeypatch):
+    """Every homework ends with the builder's Summary cells, whether its source holds a copy or not."""
+    nb = build_homework.notebook(name)
+    assert nb.cells[-1].source == build_homework.SUMMARY_CELL
+    assert nb.cells[-2].source in (build_homework.SUMMARY_MARKDOWN, build_homework.SUMMARY_MARKDOWN_WRITTEN)
+    src = open(os.path.join(build_homework.SOURCES, f"{name}.py")).read()
+    if '"grade_id": "summary"' in src:
+        cut = src.rindex("# %% [markdown]", 0, src.index('"grade_id": "summary"'))
+        (tmp_path / f"{name}.py").write_text(src[:cut].rstrip() + "\n")
+        monkeypatch.setattr(build_homework, "SOURCES", str(tmp_path))
+        assert _cells(build_homework.notebook(name)) == _cells(nb)
