@@ -134,19 +134,21 @@ def grade_class(course: str, hw: str, students: Optional[list[str]] = None, jobs
             for i, sl in enumerate(slots):
                 if not sl.task:
                     continue
+                res = None
                 if sl.conn in ready:
                     try:
                         student, res, secs = sl.conn.recv()
                     except (EOFError, OSError):
-                        res, secs, student = ("error", "the grading process died"), time.monotonic() - sl.started, sl.task
-                elif sl.proc.sentinel in ready or time.monotonic() - sl.started > hard_limit:
+                        res = None
+                if res is None and (sl.conn in ready or sl.proc.sentinel in ready
+                                    or time.monotonic() - sl.started > hard_limit):
                     why = ("the grading process died" if not sl.proc.is_alive()
                            else f"grading took longer than {hard_limit:g} s and was stopped")
                     student, res, secs = sl.task, ("error", why), time.monotonic() - sl.started
                     sl.kill()
                     slots[i] = _Slot(ctx, sl.slot)
                     sl = slots[i]
-                else:
+                if res is None:
                     continue
                 sl.task = None
                 if isinstance(res, tuple):
