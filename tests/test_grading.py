@@ -777,3 +777,37 @@ def test_summary_cells_injected_from_one_place(name, tmp_path, monkeypatch):
         (tmp_path / f"{name}.py").write_text(src[:cut].rstrip() + "\n")
         monkeypatch.setattr(build_homework, "SOURCES", str(tmp_path))
         assert _cells(build_homework.notebook(name)) == _cells(nb)
+
+
+@needs_bwrap
+@pytest.mark.timeout(900)
+def test_one_stuck_student_never_blocks_the_class(tmp_path):
+    """A grading process past its hard limit is killed and replaced; the others are graded."""
+    from grader.course import make_course, nbgrader
+    from grader.grade import grade_class
+
+    stall = '''import signal, time
+from lmcourse.grading import check, checks_done
+with check("works", 1):
+    if double(0) == "stall":  # this student makes the grading process itself hang
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        time.sleep(600)
+    assert double(2) == 4
+checks_done()
+'''
+    src, _ = _tiny_homework(stall, 1, "")
+    for c in src.cells:
+        c.metadata["nbgrader"].update(locked=c.metadata["nbgrader"].get("grade", False), schema_version=3)
+    course = make_course(str(tmp_path / "course"))
+    os.makedirs(os.path.join(course, "solutions", "hw9_stall"))
+    nbformat.write(src, os.path.join(course, "solutions", "hw9_stall", "hw9_stall.ipynb"))
+    nbgrader(course, "generate_assignment", "hw9_stall", "--force")
+    for student, answer in (("stuck", "def double(x):\n    return 'stall' if x == 0 else 2 * x\n"),
+                            ("fine", "def double(x):\n    return 2 * x\n")):
+        _, sub = _tiny_homework(stall, 1, answer)
+        os.makedirs(os.path.join(course, "submitted", student, "hw9_stall"))
+        nbformat.write(sub, os.path.join(course, "submitted", student, "hw9_stall", "hw9_stall.ipynb"))
+    lines = []
+    done = grade_class(course, "hw9_stall", ["stuck", "fine"], jobs=1, log=lines.append, hard_limit=40)
+    assert set(done) == {"fine"} and done["fine"][0][0].score == 1.0, lines
+    assert any("stuck" in line and "longer than 40 s" in line for line in lines), lines
