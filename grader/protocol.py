@@ -203,16 +203,18 @@ def tag_of(value: Any) -> Optional[str]:
 
 
 def convert(value: Any, special: Callable[[Any], Any], depth: int = 0) -> Any:
-    """Rebuild ``value``: containers recursively, ``special(v)`` for everything else.
+    """Rebuild ``value``: containers recursively (as plain list, tuple, dict), ``special(v)``
+    for everything else.
 
     ``special`` returns the converted object (a scalar or tensor as it is, a tag for an
     object). Used by both sides, for arguments and for results.
     """
     if depth > MAX_DEPTH:
         raise ProtocolError(f"more than {MAX_DEPTH} levels of nesting")
-    t = type(value)
-    if t in (list, tuple):
-        return t(convert(v, special, depth + 1) for v in value)
-    if t is dict and tag_of(value) is None:
+    if isinstance(value, list):
+        return [convert(v, special, depth + 1) for v in value]
+    if isinstance(value, tuple):  # torch.Size, named tuples: plain tuples
+        return tuple(convert(v, special, depth + 1) for v in value)
+    if isinstance(value, dict) and tag_of(dict(value)) is None:  # OrderedDict: a plain dict
         return {k: convert(v, special, depth + 1) for k, v in value.items()}
     return special(value)

@@ -56,6 +56,7 @@ from grader.sandbox import (
     REPLY_BYTES,
     Sandbox,
     SandboxError,
+    SandboxStartError,
     SandboxTimeout,
     make_lib,
 )
@@ -116,9 +117,12 @@ class Part:
 
     def _start(self) -> Sandbox:
         g = self.grader
-        lib = os.path.join(g.tmp, "lib-" + "-".join(self.allow or ("none",)) + "-" + "-".join(self.block_ops))
+        lib = os.path.join(g.tmp, f"lib-{list(g.parts.values()).index(self)}")  # one per part
         if not os.path.isdir(lib):
-            make_lib(self.allow, lib)
+            try:
+                make_lib(self.allow, lib)
+            except OSError as e:  # the grader's own fault: never the student's
+                raise SandboxStartError(f"cannot prepare the sandbox's files: {e}") from None
         cfg = {"memory_bytes": g.memory_bytes, "block_ops": list(self.block_ops), "threads": 1,
                "nproc": NPROC, "fsize_bytes": FSIZE_BYTES}
         with g.paused():

@@ -143,10 +143,12 @@ class Session:
             return {p.HANDLE: n, "type": type(v).__name__, "callable": callable(v)}
 
         def walk(v, depth=0):
-            t = type(v)
-            if t in (list, tuple):  # rebuilt: a list repeated in the result is copied, not shared
-                return t(walk(x, depth + 1) for x in v)
-            if t is dict and p.tag_of(v) is None and all(type(k) in PLAIN or type(k) is tuple for k in v):
+            if isinstance(v, list):  # rebuilt: a list repeated in the result is copied, not shared
+                return [walk(x, depth + 1) for x in v]
+            if isinstance(v, tuple):  # torch.Size, named tuples: plain tuples
+                return tuple(walk(x, depth + 1) for x in v)
+            if isinstance(v, dict) and p.tag_of(dict(v)) is None and all(
+                    type(k) in PLAIN or type(k) is tuple for k in v):  # OrderedDict (state_dict): a dict
                 return {k: walk(x, depth + 1) for k, x in v.items()}
             return special(v)
 
