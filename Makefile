@@ -71,7 +71,7 @@ grade: venv
 	PYTHONPATH=$(CURDIR) $(PY) -m grader.grade $(HW)
 
 clean:
-	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv
+	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv similarity-*.csv
 
 ## Retrain the shipped checkpoint (the command recorded in its metadata).
 pretrained: venv
