@@ -3,7 +3,7 @@
 The homework's test cells compare the student's results with the ``lmcourse`` reference
 through :func:`check_tensor` and :func:`check_float` (exact ``torch.Tensor`` type, shape,
 dtype, then numbers; a clear message saying what differs and where). When a homework is
-graded (scripts/grade.py) the test cells run in the grader's own process and the
+graded (grader/grade.py) the test cells run in the grader's own process and the
 student's functions run in a sandbox without the reference modules; :func:`call_many`
 batches many calls into that sandbox. Nothing here ever writes to stderr.
 
@@ -126,7 +126,7 @@ def call_many(func: Callable, calls: Iterable[tuple[tuple, dict]]) -> list:
     """``[func(*args, **kwargs) for args, kwargs in calls]``, in order.
 
     While a homework is graded, ``func`` is a proxy to the student's code running in a
-    separate process (scripts/grade.py); its ``map`` method sends all the calls in one
+    separate process (grader/submission.py); its ``map`` method sends all the calls in one
     message, so thousands of calls stay fast. In a notebook it is a plain loop.
     """
     calls = list(calls)
