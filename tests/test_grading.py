@@ -129,7 +129,9 @@ def test_source_notebook_structure(name):
         meta = c.metadata["nbgrader"]
         assert meta["locked"] and meta["points"] > 0 and meta["schema_version"] == 3
         assert "### BEGIN HIDDEN TESTS" in c.source
-        assert c.source.rstrip().splitlines()[-1].startswith("assert ")
+        last = c.source.rstrip().splitlines()[-1]
+        # a test cell ends in an assert, or in checks_done(), which raises AssertionError
+        assert last.startswith("assert ") or last == "checks_done()", last
         allowed = c.metadata.get("lmcourse", {}).get("allow", [])
         assert all(m.startswith("lmcourse.") for m in allowed)
     assert "VISIBLE_TESTS" in code[-1].source
