@@ -39,11 +39,14 @@
 # and dtype in which removed tokens are `-inf` (so softmax gives them probability 0) and kept
 # tokens are unchanged; no function may change its inputs (tensors, lists, models) in place.
 #
-# **What you may use.** torch, numpy, the Python standard library, tqdm and matplotlib, and
-# `lmcourse.model` in parts 5 and 7 (the test models are `lmcourse` GPTs). **What is forbidden:** the
-# other `lmcourse` modules (`lmcourse.sampling`, `lmcourse.beam`, `lmcourse.speculative`,
-# ...) and `transformers`: they are not installed while the homework is graded, so importing
-# them there fails and the part scores 0. No PyTorch operator is disabled in this homework.
+# **Forbidden while graded** (every part): the references `lmcourse.sampling`,
+# `lmcourse.beam`, `lmcourse.speculative`, `lmcourse.generate` (and every other `lmcourse`
+# module except the one named below) and `transformers` are not installed, so importing
+# them fails and the part scores 0. No PyTorch operator is disabled.
+#
+# **Available while graded:** torch, numpy, the Python standard library, tqdm and
+# matplotlib, your own functions from the earlier parts, and `lmcourse.model` in parts 5 and
+# 7 (the test models are `lmcourse` GPTs).
 #
 # Each test cell is split into named checks, each worth part of the cell's points; it shows
 # some checks, and more (hidden) checks run when the homework is graded, on other shapes,
