@@ -822,8 +822,9 @@ class CountedModel:
 def _spec_greedy():
     t, d = _small_gpt(1, vocab_size=9), _small_gpt(2, vocab_size=9)
     for k, m in ((1, 5), (3, 8)):
+        expected = _greedy(t, [0, 4], m)
         got = speculative_generate(t, d, [0, 4], m, k, 0.0, torch.Generator().manual_seed(0))
-        assert got == _greedy(t, [0, 4], m), f"temperature 0, k={k}: expected greedy decoding of the target {_greedy(t, [0, 4], m)}, got {got}"
+        assert got == expected, f"temperature 0, k={k}: expected greedy decoding of the target {expected}, got {got}"
     return True
 
 
@@ -852,11 +853,14 @@ for _name, (_pts, _f) in _VISIBLE.items():
 with check("temperature 0 on other models and k", 0.5):
     _t, _d = _small_gpt(31, vocab_size=7), _small_gpt(32, vocab_size=7)
     for _k, _m in ((2, 7), (4, 9)):
+        _expected = _greedy(_t, [3], _m)
         _got = speculative_generate(_t, _d, [3], _m, _k, 0.0, torch.Generator().manual_seed(1))
-        assert _got == _greedy(_t, [3], _m), f"temperature 0, k={_k}: expected greedy decoding of the target"
+        assert _got == _expected, f"temperature 0, k={_k}: expected greedy decoding of the target"
 with check("k larger than max_new_tokens", 0.25):
+    _t, _d = _small_gpt(31, vocab_size=7), _small_gpt(32, vocab_size=7)
+    _expected = _greedy(_t, [3, 1], 2)
     _got = speculative_generate(_t, _d, [3, 1], 2, 5, 0.0, torch.Generator().manual_seed(2))
-    assert _got == _greedy(_t, [3, 1], 2), "k=5, 2 new tokens: expected exactly 2 greedy tokens"
+    assert _got == _expected, "k=5, 2 new tokens: expected exactly 2 greedy tokens"
 with check("the target's distribution, k=2, 3 new tokens, temperature 0.6", 0.75):
     _check_distribution(_small_gpt(3, 0.6), _small_gpt(4, 0.6), [0], 3, 2, 0.6, 300, seed=1)
 with check("the models are left unchanged", 0.5):
