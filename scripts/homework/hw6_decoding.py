@@ -482,25 +482,6 @@ def _tiny_gpt(seed, vocab_size=9, n_layer=1, std=0.4):
 
 
 @torch.no_grad()
-def textbook_beam_search(model, prompt_ids, num_beams, max_new_tokens, length_penalty=1.0, eos_token_id=None):
-    """The specification of part 5, in float64: [(sequence, normalised score), ...], best first."""
-    running, finished = [(0.0, list(prompt_ids))], []
-    for s in range(1, max_new_tokens + 1):
-        logp = torch.log_softmax(model(torch.tensor([seq for _, seq in running]))[0][:, -1].double(), dim=-1)
-        candidates = sorted(((score + float(logp[i, t]), seq + [t]) for i, (score, seq) in enumerate(running)
-                             for t in range(logp.size(1))), key=lambda c: -c[0])
-        running = []
-        for score, seq in candidates[: num_beams - len(finished)]:
-            if seq[-1] == eos_token_id or s == max_new_tokens:
-                finished.append((seq, score / s**length_penalty))
-            else:
-                running.append((score, seq))
-        if not running:
-            break
-    return sorted(finished, key=lambda h: -h[1])
-
-
-@torch.no_grad()
 def _model_score(model, prompt, seq, length_penalty):
     """log P(seq[len(prompt):] | prompt) / (number of generated tokens) ** length_penalty, float64."""
     logp = torch.log_softmax(model(torch.tensor([seq]))[0][0].double(), dim=-1)  # (t, V)
@@ -508,10 +489,10 @@ def _model_score(model, prompt, seq, length_penalty):
     return sum(float(logp[t - 1, seq[t]]) for t in range(len(prompt), len(seq))) / n**length_penalty
 
 
-def _beam_problem(model, prompt, n, m, lp, eos, desc):
-    """Run the student's beam search on a copy of `model`; None if right, else what is wrong."""
+def _beam_problem(model, prompt, n, m, lp, eos, desc, expected):
+    """Run the student's beam search; None if right, else what is wrong. `expected` is the
+    list of hypotheses' sequences, best first, that the specification gives."""
     pristine = copy.deepcopy(model)
-    expected = textbook_beam_search(pristine, prompt, n, m, lp, eos)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     got = beam_search(model, list(prompt), n, m, lp, eos)
     after = model.state_dict()
@@ -526,8 +507,8 @@ def _beam_problem(model, prompt, n, m, lp, eos, desc):
             return f"{desc}: a hypothesis' score is not its log-probability / length ** length_penalty"
     if any(a[1] < b[1] for a, b in zip(got, got[1:])):
         return f"{desc}: hypotheses must come best first"
-    if [s for s, _ in got] != [s for s, _ in expected]:
-        return f"{desc}: expected the hypotheses {[s for s, _ in expected]}, got {[s for s, _ in got]}"
+    if [s for s, _ in got] != expected:
+        return f"{desc}: expected the hypotheses {expected}, got {[s for s, _ in got]}"
     return None
 
 
@@ -550,8 +531,11 @@ def _beam_greedy():
 
 def _beam_visible():
     m = _tiny_gpt(0)
-    _check_beams([(m, [3], 3, 5, 1.0, 7, "3 beams, 5 new tokens, EOS=7, length_penalty=1"),
-                  (m, [4, 4, 1], 2, 7, 0.0, 2, "2 beams, 7 new tokens, EOS=2, length_penalty=0")])
+    # the hypotheses the specification gives on these two runs (checked by the reference)
+    _check_beams([(m, [3], 3, 5, 1.0, 7, "3 beams, 5 new tokens, EOS=7, length_penalty=1",
+                   [[3, 3, 3, 7], [3, 3, 7], [3, 7]]),
+                  (m, [4, 4, 1], 2, 7, 0.0, 2, "2 beams, 7 new tokens, EOS=2, length_penalty=0",
+                   [[4, 4, 1, 7, 7, 7, 7, 7, 7, 7], [4, 4, 1, 7, 7, 7, 7, 3, 7, 7]])])
     return True
 
 
@@ -561,15 +545,42 @@ for _name, (_pts, _f) in _VISIBLE.items():
     with check(_name, _pts):
         _f()
 ### BEGIN HIDDEN TESTS
+@torch.no_grad()
+def textbook_beam_search(model, prompt_ids, num_beams, max_new_tokens, length_penalty=1.0, eos_token_id=None):
+    """The specification of part 5, in float64: [(sequence, normalised score), ...], best first."""
+    running, finished = [(0.0, list(prompt_ids))], []
+    for s in range(1, max_new_tokens + 1):
+        logp = torch.log_softmax(model(torch.tensor([seq for _, seq in running]))[0][:, -1].double(), dim=-1)
+        candidates = sorted(((score + float(logp[i, t]), seq + [t]) for i, (score, seq) in enumerate(running)
+                             for t in range(logp.size(1))), key=lambda c: -c[0])
+        running = []
+        for score, seq in candidates[: num_beams - len(finished)]:
+            if seq[-1] == eos_token_id or s == max_new_tokens:
+                finished.append((seq, score / s**length_penalty))
+            else:
+                running.append((score, seq))
+        if not running:
+            break
+    return sorted(finished, key=lambda h: -h[1])
+
+
+
+
+def _with_reference(runs):
+    """Add the reference's hypotheses (computed on a copy, before the student's call) to each run."""
+    return [(*r, [s for s, _ in textbook_beam_search(copy.deepcopy(r[0]), *r[1:6])]) for r in runs]
+
+
+assert [s for s, _ in textbook_beam_search(_tiny_gpt(0), [3], 3, 5, 1.0, 7)] == [[3, 3, 3, 7], [3, 3, 7], [3, 7]]
 _models = {s: _tiny_gpt(s, V, L) for s, L, V in [(21, 1, 9), (22, 2, 11), (23, 1, 8), (24, 2, 10), (25, 1, 6)]}
 with check("frequent EOS, several beams", 0.75):
-    _check_beams([(_models[21], [5], 4, 8, 1.0, 1, "4 beams, 8 new, EOS frequent"),
-                  (_models[25], [0], 5, 6, 1.0, 1, "5 beams, 6 new, V=6")])
+    _check_beams(_with_reference([(_models[21], [5], 4, 8, 1.0, 1, "4 beams, 8 new, EOS frequent"),
+                  (_models[25], [0], 5, 6, 1.0, 1, "5 beams, 6 new, V=6")]))
 with check("length penalty 2 and -0.5", 0.75):
-    _check_beams([(_models[22], [1, 0, 2], 3, 6, 2.0, 10, "3 beams, length_penalty=2"),
-                  (_models[23], [2, 6], 2, 9, -0.5, 2, "2 beams, length_penalty=-0.5")])
+    _check_beams(_with_reference([(_models[22], [1, 0, 2], 3, 6, 2.0, 10, "3 beams, length_penalty=2"),
+                  (_models[23], [2, 6], 2, 9, -0.5, 2, "2 beams, length_penalty=-0.5")]))
 with check("no EOS: every hypothesis has max_new_tokens tokens", 0.5):
-    _check_beams([(_models[24], [9], 4, 4, 1.0, None, "4 beams, no EOS")])
+    _check_beams(_with_reference([(_models[24], [9], 4, 4, 1.0, None, "4 beams, no EOS")]))
 with check("the model is left unchanged", 0.5):
     _m = _tiny_gpt(26, 7)
     _before = {k: v.clone() for k, v in _m.state_dict().items()}
@@ -742,12 +753,14 @@ def speculative_generate(target, draft, prompt_ids, max_new_tokens, k, temperatu
             qs.append(q)
         rows = target(torch.tensor([seq + drafted]))[0][0, len(seq) - 1 :]  # (k + 1, V)
         ps = [distribution(row) for row in rows]
+        n_accepted = 0
         for x, p, q in zip(drafted, ps, qs):
             accepted, token = accept_or_resample(p, q, x, generator)
             seq.append(token)
             if not accepted:
                 break
-        else:
+            n_accepted += 1
+        if n_accepted == k:  # every draft accepted: the bonus token, from p_{k+1}
             seq.append(int(torch.multinomial(ps[k], 1, generator=generator)))
     return seq[:end]
     ### END SOLUTION
