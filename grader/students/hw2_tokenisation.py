@@ -139,11 +139,38 @@ def train_bpe(text, n_merges):
 ''',
 }
 
+TQDM_PROGRESS = {
+    "train_bpe": '''
+from collections import Counter
+
+from tqdm.auto import tqdm
+
+
+def train_bpe(text, n_merges):
+    """A progress bar over the merges (needs tqdm in the grading sandbox)."""
+    counts = Counter(pretokenize(text))
+    chunks = {c: list(c.encode("utf-8")) for c in counts}
+    merges = []
+    for r in tqdm(range(n_merges), desc="merges", leave=False):
+        pairs = Counter()
+        for c, ids in chunks.items():
+            for pair in zip(ids, ids[1:]):
+                pairs[pair] += counts[c]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        chunks = {c: merge(ids, best, 256 + r) for c, ids in chunks.items()}
+        merges.append(best)
+    return merges
+''',
+}
+
 STUDENTS = {
     "recursion-and-lru-cache": {"kind": "honest", "answers": RECURSION_LRU},
     "slow-training": {"kind": "honest", "answers": SLOW_TRAINING},
     "tokenizer-classes": {"kind": "honest", "answers": CLASS_TOKENIZER},
     "numpy-counter-prints": {"kind": "honest", "answers": NUMPY_COUNTER_PRINTS},
+    "tqdm-progress": {"kind": "honest", "answers": TQDM_PROGRESS},
     # an off-by-one in the loop: asked for 0 merges it still learns one
     "zero-merges-learns-one": {"kind": "partial", "answers": {"train_bpe": '''
 from collections import Counter
