@@ -50,17 +50,22 @@ The cell below re-runs every visible test (the written answer is graded by hand)
 everything passes, save the notebook and submit it (on Colab: *File / Download / Download
 .ipynb*, then upload it to the course LMS)."""
 SUMMARY_CELL = """# Run every visible test again and print a summary (hidden tests run only when graded).
+from lmcourse.grading import begin_cell, cell_results
+
 _results = {}
 for _name, _test in VISIBLE_TESTS.items():
+    begin_cell()
     try:
         _test()
-        _results[_name] = "passed"
+        _failed = [r["name"] for r in cell_results() if not r["passed"]]
+        _results[_name] = "passed" if not _failed else "FAILED: " + "; ".join(_failed)
     except NotImplementedError:
         _results[_name] = "not implemented yet"
     except Exception as _e:  # noqa: BLE001 - report any failure
         _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
+begin_cell()
 for _name, _r in _results.items():
-    print(f"{_name:32s} {_r}")
+    print(f"{_name:36s} {_r}")
 _n = sum(r == "passed" for r in _results.values())
 print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")"""
 

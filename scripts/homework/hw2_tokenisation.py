@@ -521,25 +521,3 @@ with check("random Unicode, multi-byte merges", 0.5):
     assert _problem is None, _problem
 ### END HIDDEN TESTS
 checks_done()
-
-# %% [markdown] nbgrader={"grade": false, "grade_id": "md-8", "locked": true, "schema_version": 3, "solution": false}
-# ## Summary
-#
-# The cell below re-runs every visible test. When everything passes, save the notebook and
-# submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the course LMS).
-
-# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
-# Run every visible test again and print a summary (hidden tests run only when graded).
-_results = {}
-for _name, _test in VISIBLE_TESTS.items():
-    try:
-        _test()
-        _results[_name] = "passed"
-    except NotImplementedError:
-        _results[_name] = "not implemented yet"
-    except Exception as _e:  # noqa: BLE001 - report any failure
-        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
-for _name, _r in _results.items():
-    print(f"{_name:32s} {_r}")
-_n = sum(r == "passed" for r in _results.values())
-print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")

@@ -1040,29 +1040,3 @@ assert checks_done() is None  # raises AssertionError naming the failed checks
 # - No point for "the GPU is slow" or "decoding is sequential" without the memory argument.
 #   Half points are allowed.
 # ### END SOLUTION
-
-# %% [markdown] nbgrader={"grade": false, "grade_id": "md-6", "locked": true, "schema_version": 3, "solution": false}
-# ## Summary
-#
-# The cell below re-runs every visible test (the written answer is graded by hand). When
-# everything passes, save the notebook and submit it (on Colab: *File / Download / Download
-# .ipynb*, then upload it to the course LMS).
-
-# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
-# Run every visible test again and print a summary (hidden tests run only when graded).
-from lmcourse.grading import begin_cell, cell_results
-
-_results = {}
-for _name, _test in VISIBLE_TESTS.items():
-    begin_cell()
-    try:
-        _test()
-        _failed = [r["name"] for r in cell_results() if not r["passed"]]
-        _results[_name] = "passed" if not _failed else "FAILED: " + "; ".join(_failed)
-    except Exception as _e:  # noqa: BLE001 - report any failure
-        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
-begin_cell()
-for _name, _r in _results.items():
-    print(f"{_name:36s} {_r}")
-_n = sum(r == "passed" for r in _results.values())
-print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")
