@@ -39,8 +39,9 @@ GENERATOR = "__generator__"  # a torch.Generator by value: its state (and "devic
 GENREF = "__genref__"        # the same generator again, by position
 CALLBACK = "__callback__"    # a function of the grader that the sandbox calls back
 GPT = "__gpt__"              # an lmcourse.model.GPT by value: config dict, "state", "training"
+MODELREF = "__modelref__"    # the same GPT again (in one message), by position
 OPTIM = "__optim__"          # a torch optimizer by value: class name, "model" index, "state"
-TAGS = (HANDLE, DTYPE, GENERATOR, GENREF, CALLBACK, GPT, OPTIM)
+TAGS = (HANDLE, DTYPE, GENERATOR, GENREF, CALLBACK, GPT, MODELREF, OPTIM)
 
 # the only dtypes that may cross, by name
 DTYPES = {name: getattr(torch, name) for name in (

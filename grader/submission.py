@@ -287,6 +287,9 @@ class Encoder:
             self.gens.append(value)
             return {p.GENERATOR: value.get_state(), "device": str(value.device)}
         if isinstance(value, self.GPT):
+            for i, (m, _) in enumerate(self.models):  # sent once per message, however often it appears
+                if m is value:
+                    return {p.MODELREF: i}
             state = {k: v.detach().clone() for k, v in value.state_dict().items()}
             self.models.append((value, state))
             return {p.GPT: dataclasses.asdict(value.config), "state": state, "training": value.training}

@@ -180,6 +180,8 @@ class Session:
                 model.train(v["training"])
                 state["models"].append(model)
                 return model
+            if tag == p.MODELREF:
+                return state["models"][v[p.MODELREF]]
             if tag == p.OPTIM:
                 model = state["models"][v["model"]]
                 if v[p.OPTIM] not in p.OPTIMIZERS:
