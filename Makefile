@@ -58,18 +58,20 @@ assignments: venv
 	$(PY) scripts/build_homework.py
 	$(PY) scripts/release_assignments.py
 
-## Grade demo: honest and attacking made-up students for every homework, graded in the sandbox.
+## Grade demo: honest, partial and attacking made-up students for every homework (grader/demo.py
+## and grader/students/<hw>.py), graded in the sandbox.
 grade-demo: venv
 	sh scripts/install_bubblewrap.sh
-	$(PY) scripts/grade_demo.py
+	PYTHONPATH=$(CURDIR) $(PY) -m grader.demo
 
-## Grade a whole class: make grade HW=hw3_causal_attention (submitted/<student>/HW/HW.ipynb).
+## Grade a whole class: make grade HW=hw3_causal_attention (submitted/<student>/HW/HW.ipynb);
+## prints the scores and the similarity report (similarity-HW.csv).
 grade: venv
 	sh scripts/install_bubblewrap.sh
-	$(PY) scripts/grade.py $(HW)
+	PYTHONPATH=$(CURDIR) $(PY) -m grader.grade $(HW)
 
 clean:
-	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv
+	rm -rf _build gradebook.db submitted autograded feedback downloaded grades.csv similarity-*.csv
 
 ## Retrain the shipped checkpoint (the command recorded in its metadata).
 pretrained: venv

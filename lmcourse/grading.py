@@ -3,7 +3,7 @@
 The homework's test cells compare the student's results with the ``lmcourse`` reference
 through :func:`check_tensor` and :func:`check_float` (exact ``torch.Tensor`` type, shape,
 dtype, then numbers; a clear message saying what differs and where). When a homework is
-graded (scripts/grade.py) the test cells run in the grader's own process and the
+graded (grader/grade.py) the test cells run in the grader's own process and the
 student's functions run in a sandbox without the reference modules; :func:`call_many`
 batches many calls into that sandbox. Nothing here ever writes to stderr.
 
@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import warnings
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
 __all__ = [
-    "check", "checks_done", "begin_cell", "cell_results",
+    "check", "checks_done", "begin_cell", "cell_results", "cell_complete",
     "check_tensor", "check_float", "call_many", "value_and_grad",
 ]
 
@@ -50,8 +51,30 @@ def begin_cell() -> None:
 
 
 def cell_results() -> list[dict]:
-    """The checks recorded since :func:`begin_cell`: ``{"name", "points", "passed", "message"}``."""
-    return [dict(r) for r in _RESULTS]
+    """The checks recorded since :func:`begin_cell`.
+
+    Each is ``{"name", "points", "passed", "message", "where"}``; ``where`` lists the
+    ``(file name, line)`` of the frames that entered the check, innermost first (the grader
+    uses it to tell visible checks from hidden ones).
+    """
+    return [dict(r, where=list(r["where"])) for r in _RESULTS]
+
+
+def cell_complete() -> bool:
+    """Whether :func:`checks_done` ended the checks recorded since :func:`begin_cell`."""
+    return bool(_STATE["done"])
+
+
+def _callers(skip: int) -> list[tuple[str, int]]:
+    frames = []
+    try:
+        f = sys._getframe(skip)
+    except ValueError:
+        return frames
+    while f is not None and len(frames) < 50:
+        frames.append((f.f_code.co_filename, f.f_lineno))
+        f = f.f_back
+    return frames
 
 
 @contextlib.contextmanager
@@ -68,7 +91,7 @@ def check(name: str, points: float) -> Iterator[None]:
         raise ValueError(f"check points must be a number >= 0, got {points!r}")
     if _STATE["done"]:
         begin_cell()
-    record = {"name": name, "points": float(points), "passed": False, "message": ""}
+    record = {"name": name, "points": float(points), "passed": False, "message": "", "where": _callers(3)}
     _RESULTS.append(record)
     try:
         yield
@@ -103,7 +126,7 @@ def call_many(func: Callable, calls: Iterable[tuple[tuple, dict]]) -> list:
     """``[func(*args, **kwargs) for args, kwargs in calls]``, in order.
 
     While a homework is graded, ``func`` is a proxy to the student's code running in a
-    separate process (scripts/grade.py); its ``map`` method sends all the calls in one
+    separate process (grader/submission.py); its ``map`` method sends all the calls in one
     message, so thousands of calls stay fast. In a notebook it is a plain loop.
     """
     calls = list(calls)

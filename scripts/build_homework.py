@@ -8,8 +8,10 @@ comments (``# %% [markdown]``), solutions sit between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION``, hidden tests between ``### BEGIN HIDDEN TESTS`` and
 ``### END HIDDEN TESTS``. Open one in Jupyter as a notebook with jupytext, or edit it as text.
 This script only adds what the text format does not keep: the course's setup cell
-(``SETUP_CELL`` of scripts/new_chapter.py, in the cell tagged ``setup``), stable cell ids
-and the kernelspec; jupytext does the rest.
+(``SETUP_CELL`` of scripts/new_chapter.py, in the cell tagged ``setup``), the closing
+"Summary" cells (``SUMMARY_MARKDOWN`` and ``SUMMARY_CELL`` below, appended to every
+homework; a source that still ends with its own copy has it replaced), stable cell ids and
+the kernelspec; jupytext does the rest.
 
 A cell may take its source from another homework: a line
 ``### SOLUTION FROM <hw>:<grade_id>`` is replaced by the source of the cell with that
@@ -36,6 +38,63 @@ sys.path.insert(0, HERE)
 from new_chapter import SETUP_CELL  # noqa: E402
 
 HOMEWORK = sorted(f[:-3] for f in os.listdir(SOURCES) if f.startswith("hw") and f.endswith(".py"))
+
+# The last two cells of every homework: re-run the visible tests and say how to submit.
+SUMMARY_MARKDOWN = """## Summary
+
+The cell below re-runs every visible test. When everything passes, save the notebook and
+submit it (on Colab: *File / Download / Download .ipynb*, then upload it to the course LMS)."""
+SUMMARY_MARKDOWN_WRITTEN = """## Summary
+
+The cell below re-runs every visible test (the written answer is graded by hand). When
+everything passes, save the notebook and submit it (on Colab: *File / Download / Download
+.ipynb*, then upload it to the course LMS)."""
+SUMMARY_CELL = """# Run every visible test again and print a summary (hidden tests run only when graded).
+_results = {}
+for _name, _test in VISIBLE_TESTS.items():
+    try:
+        _test()
+        _results[_name] = "passed"
+    except NotImplementedError:
+        _results[_name] = "not implemented yet"
+    except Exception as _e:  # noqa: BLE001 - report any failure
+        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
+for _name, _r in _results.items():
+    print(f"{_name:32s} {_r}")
+_n = sum(r == "passed" for r in _results.values())
+print(f"{_n}/{len(_results)} visible test groups passed; hidden tests run when the homework is graded.")"""
+
+
+def _nbgrader_meta(grade_id: str) -> dict:
+    return {"nbgrader": {"grade": False, "grade_id": grade_id, "locked": True, "schema_version": 3, "solution": False}}
+
+
+def inject_summary(nb: nbformat.NotebookNode) -> None:
+    """Replace or append the two Summary cells at the end of ``nb`` (the same in every homework).
+
+    The markdown cell keeps the grade id of a source's own Summary cell, else gets the next
+    free ``md-N``; its text mentions hand grading when the homework has a written answer.
+    """
+    cells = nb.cells
+    md_id = None
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade_id") == "summary":
+            before = cells[i - 1] if i else None
+            if before is not None and before.cell_type == "markdown" and before.source.startswith("## Summary"):
+                md_id = before.metadata.get("nbgrader", {}).get("grade_id")
+                del cells[i - 1:i + 1]
+            else:
+                del cells[i]
+            break
+    if md_id is None:
+        numbers = [int(g[3:]) for c in cells for g in [c.metadata.get("nbgrader", {}).get("grade_id", "")]
+                   if g.startswith("md-") and g[3:].isdigit()]
+        md_id = f"md-{max(numbers, default=0) + 1}"
+    written = any(c.metadata.get("nbgrader", {}).get("solution") and c.metadata["nbgrader"].get("grade") for c in cells)
+    md = nbformat.v4.new_markdown_cell(SUMMARY_MARKDOWN_WRITTEN if written else SUMMARY_MARKDOWN,
+                                       metadata=_nbgrader_meta(md_id))
+    code = nbformat.v4.new_code_cell(SUMMARY_CELL, metadata=_nbgrader_meta("summary"))
+    cells += [md, code]
 
 
 INJECT = re.compile(r"^### SOLUTION FROM (\w+):(\S+)[ \t]*$", re.MULTILINE)
@@ -69,6 +128,7 @@ def notebook(name: str) -> nbformat.NotebookNode:
     nb = jupytext.read(os.path.join(SOURCES, f"{name}.py"), fmt="py:percent")
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
+    inject_summary(nb)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"{name[:4]}-{i:02d}"
         if "setup" in cell.metadata.get("tags", []):
