@@ -468,7 +468,7 @@ STUDENTS = {
                    "expect": {"test_training": 0.5}},
     "decays-everything": {"kind": "partial", "answers": {"train": _DECAY_EVERYTHING}, "expect": {"test_training": 1}},
     "unbiased-layernorm": {"kind": "partial", "answers": {"gpt": _SDPA_GPT + "\n\n" + _UNBIASED_LAYERNORM},
-                           "expect": {"test_model": 0.5, "test_training": 1, "test_run": 2}},
+                           "expect": {"test_model": 0.5, "test_training": 1, "test_run": 3}},
     "reference-gpt": {"kind": "attack", "answers": {"gpt": _REFERENCE_GPT},
                       "expect": {"test_model": 0, "test_training": 1, "test_run": 0}},
 }
