@@ -93,10 +93,10 @@ def logits_of(output):
 # the locked `pretokenize` above, ties broken by the smallest pair).
 
 # %% nbgrader={"grade": false, "grade_id": "tokenizer", "locked": false, "schema_version": 3, "solution": true}
-### SOLUTION FROM hw2_tokenisation:merge
-
-
 ### SOLUTION FROM hw2_tokenisation:train_bpe
+
+
+### SOLUTION FROM hw2_tokenisation:merge
 
 
 ### SOLUTION FROM hw2_tokenisation:encode
@@ -114,6 +114,16 @@ from lmcourse.train import lr_at as ref_lr_at
 from lmcourse.train import param_groups as ref_param_groups
 
 SHAKESPEARE = shakespeare_text()
+
+
+def _visible(test):
+    """For the summary cell: run a visible test; raise AssertionError if any of its checks failed."""
+    def run():
+        test()
+        checks_done()
+        return True
+
+    return run
 
 
 def reference_merges(text, n_merges):
@@ -147,7 +157,7 @@ def test_tokenizer_visible():
     return True
 
 
-VISIBLE_TESTS["tokenizer"] = test_tokenizer_visible
+VISIBLE_TESTS["tokenizer"] = _visible(test_tokenizer_visible)
 test_tokenizer_visible()
 ### BEGIN HIDDEN TESTS
 with check("a hidden corpus: merges, encoding and the round trip", 0.5):
@@ -228,7 +238,7 @@ def test_model_visible():
     return True
 
 
-VISIBLE_TESTS["GPT"] = test_model_visible
+VISIBLE_TESTS["GPT"] = _visible(test_model_visible)
 test_model_visible()
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -302,7 +312,7 @@ def _lr(step, lr, min_lr, warmup, max_iters):
 def _reference_train(model, data, steps, batch_size, block_size, lr, min_lr, warmup, betas, weight_decay, grad_clip, seed):
     opt = torch.optim.AdamW(ref_param_groups(model, weight_decay), lr=lr, betas=betas, eps=1e-8, foreach=False)
     g = torch.Generator().manual_seed(seed)
-    model.train()
+    model.train(True)
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = _lr(step, lr, min_lr, warmup, steps)
@@ -400,7 +410,7 @@ def test_training_visible():
     return True
 
 
-VISIBLE_TESTS["training"] = test_training_visible
+VISIBLE_TESTS["training"] = _visible(test_training_visible)
 test_training_visible()
 ### BEGIN HIDDEN TESTS
 with check("train: a hidden untied model, other betas, more steps, clipping and decay", 0.5):
@@ -487,7 +497,7 @@ def test_sampler_and_cache_visible():
     return True
 
 
-VISIBLE_TESTS["sampler and cache"] = test_sampler_and_cache_visible
+VISIBLE_TESTS["sampler and cache"] = _visible(test_sampler_and_cache_visible)
 test_sampler_and_cache_visible()
 ### BEGIN HIDDEN TESTS
 with check("hidden models and sampling settings (a new model every call)", 0.5):
@@ -642,7 +652,7 @@ def test_run_visible():
     return True
 
 
-VISIBLE_TESTS["the run"] = test_run_visible
+VISIBLE_TESTS["the run"] = _visible(test_run_visible)
 test_run_visible()
 ### BEGIN HIDDEN TESTS
 with check("evaluate on hidden models and window sizes", 0.5):
@@ -681,28 +691,3 @@ if _device is not None and getattr(_device, "type", None) == "cuda" and "run_cap
     print("ROMEO:" + _big["sample_text"])
 else:
     print("no GPU here: the larger run is skipped (the graded run above is the CPU one)")
-
-# %% [markdown] nbgrader={"grade": false, "grade_id": "md-8", "locked": true, "schema_version": 3, "solution": false}
-# ## Summary
-#
-# The cell below re-runs every visible test. When everything passes, save the notebook and
-# submit it.
-
-# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
-# Run every visible test again and print a summary (hidden tests run only when graded).
-from lmcourse.grading import begin_cell, cell_results
-
-_results = {}
-for _name, _test in VISIBLE_TESTS.items():
-    begin_cell()
-    try:
-        _test()
-        _failed = [r["name"] for r in cell_results() if not r["passed"]]
-        _results[_name] = "passed" if not _failed else "FAILED: " + "; ".join(_failed)
-    except Exception as _e:  # noqa: BLE001 - report any failure
-        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
-begin_cell()
-for _name, _r in _results.items():
-    print(f"{_name:24s} {_r}")
-_n = sum(r == "passed" for r in _results.values())
-print(f"{_n}/{len(_results)} visible test groups passed.")
