@@ -80,11 +80,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class RefModule(nn.Module):
-    def load_reference(self, state_dict):
-        self.load_state_dict(state_dict)
-
-
 class LayerNorm(RefModule):
     def __init__(self, dim, eps=1e-5, bias=True):
         super().__init__()
@@ -166,94 +161,157 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 
-class AdamW:
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0):
-        params = list(params)
-        if not params or not isinstance(params[0], dict):
-            params = [{"params": params}]
-        self.param_groups = [{"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, **g} for g in params]
-        self.m, self.v, self.t = {}, {}, {}
+def batch_at(data, starts, block_size):
+    rows = [data[int(s):int(s) + block_size + 1] for s in starts]  # one window of T + 1 per row
+    both = torch.stack(rows).long()
+    return both[:, :-1], both[:, 1:]
 
-    def zero_grad(self):
-        for g in self.param_groups:
-            for p in g["params"]:
-                p.grad = None
+
+def masked_cross_entropy(logits, targets, ignore_index=-100):
+    flat, t = logits.reshape(-1, logits.size(-1)), targets.reshape(-1)
+    keep = t != ignore_index
+    picked = flat[keep].gather(1, t[keep][:, None]).squeeze(1)
+    nll = torch.logsumexp(flat[keep], dim=-1) - picked
+    return nll.sum() / keep.sum()  # 0 / 0 = nan when everything is padding
+
+
+class AdamW(torch.optim.Optimizer):
+    # moments kept in float64, the parameter rounded back to its dtype after each step
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
 
     @torch.no_grad()
-    def step(self):
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
         for g in self.param_groups:
             b1, b2 = g["betas"]
             for p in g["params"]:
                 if p.grad is None:
                     continue
-                key = id(p)
+                st = self.state[p]
+                if not st:
+                    st["t"] = 0
+                    st["m"] = torch.zeros_like(p, dtype=torch.float64)
+                    st["v"] = torch.zeros_like(p, dtype=torch.float64)
                 grad = p.grad.double()
-                m = self.m.get(key, torch.zeros_like(grad)) * b1 + (1 - b1) * grad
-                v = self.v.get(key, torch.zeros_like(grad)) * b2 + (1 - b2) * grad * grad
-                t = self.t.get(key, 0) + 1
-                self.m[key], self.v[key], self.t[key] = m, v, t
-                m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+                st["t"] += 1
+                st["m"] = st["m"] * b1 + (1 - b1) * grad
+                st["v"] = st["v"] * b2 + (1 - b2) * grad * grad
+                m_hat, v_hat = st["m"] / (1 - b1 ** st["t"]), st["v"] / (1 - b2 ** st["t"])
                 new = p.double() * (1 - g["lr"] * g["weight_decay"]) - g["lr"] * m_hat / (v_hat.sqrt() + g["eps"])
                 p.copy_(new.to(p.dtype))
+        return loss
 
 
-def lr_at(step, lr, warmup, steps, min_lr):
+def run_adamw(groups, grads, defaults, lrs=None, reload_at=None):
+    params = [[p.detach().clone().requires_grad_(True) for p in group["params"]] for group in groups]
+
+    def make():
+        return AdamW([{**group, "params": ps} for group, ps in zip(groups, params)], **defaults)
+
+    optimizer = make()
+    flat = [p for ps in params for p in ps]
+    trajectory = []
+    for t, step_grads in enumerate(grads):
+        if lrs is not None:
+            for group, lr in zip(optimizer.param_groups, lrs[t]):
+                group["lr"] = lr
+        for p, g in zip(flat, step_grads):
+            p.grad = None if g is None else g.detach().clone()
+        optimizer.step()
+        trajectory.append([p.detach().clone() for p in flat])
+        if reload_at is not None and t + 1 == reload_at:
+            state = optimizer.state_dict()
+            optimizer = make()
+            optimizer.load_state_dict(state)
+    return trajectory
+
+
+def lr_at(step, lr, min_lr, warmup, max_iters):
     if step < warmup:
         return lr * (step + 1) / warmup
-    frac = (step - warmup) / max(1, steps - warmup)
-    return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * min(frac, 1.0))) / 2
+    frac = min(1.0, (step - warmup) / max(1, max_iters - warmup))
+    return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * frac)) / 2
 
 
-def clip_grad_norm(params, max_norm):
-    grads = [p.grad for p in params if p.grad is not None]
-    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    scale = max_norm / (float(total) + 1e-6)
-    if scale < 1:
-        for g in grads:
-            g.mul_(scale)
-    return float(total)
+def clip_grad_norm_(parameters, max_norm):
+    gs = [p.grad for p in parameters if p.grad is not None]
+    total = math.sqrt(sum(float((g.double() * g.double()).sum()) for g in gs))
+    if total > max_norm:
+        for g in gs:
+            g.mul_(max_norm / (total + 1e-6))
+    return total
 
 
-def batch_at(data, starts, block_size):
-    x = torch.stack([data[s:s + block_size] for s in starts.tolist()])
-    y = torch.stack([data[s + 1:s + block_size + 1] for s in starts.tolist()])
-    return x.long(), y.long()
+def run_clip(grads, max_norm):
+    params = [torch.zeros(1, requires_grad=True) if g is None else torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.detach().clone()
+    norm = clip_grad_norm_((p for p in params), max_norm)
+    return [p.grad for p in params], norm
+
+
+def train_step(model, optimizer, x, y, grad_clip=1.0):
+    for group in optimizer.param_groups:  # zero_grad by hand
+        for p in group["params"]:
+            p.grad = None
+    loss = masked_cross_entropy(logits_of(model(x)), y)
+    loss.backward()
+    if grad_clip is not None:
+        clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss)
+
+
+def train_loop(model, optimizer, data, steps, batch_size, block_size, generator, grad_clip=1.0, lr_schedule=None):
+    losses = []
+    for step in tqdm(range(steps), leave=False):
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule(step)
+        x, y = batch_at(data, torch.randint(len(data) - block_size, (batch_size,), generator=generator), block_size)
+        losses.append(train_step(model, optimizer, x, y, grad_clip))
+    return losses
+'''
+
+_NAMED_GROUPS_TRAIN = r'''
+import torch.nn as nn
 
 
 def _groups(model, weight_decay):
     emb = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     seen, decay, keep = set(), [], []
-    for p in model.parameters():
+    for name, p in model.named_parameters():
         if id(p) in seen:
             continue
         seen.add(id(p))
         (decay if p.ndim >= 2 and id(p) not in emb else keep).append(p)
+    print(f"{len(decay)} decayed tensors, {len(keep)} not decayed")
     return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
 
 
-def train(model, data, steps, batch_size, block_size, lr, warmup, min_lr, weight_decay, grad_clip, generator):
-    opt = AdamW(_groups(model, weight_decay), lr=lr)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    history = []
+def train(model, data, steps, batch_size, block_size, lr, min_lr, warmup, betas, weight_decay, grad_clip, generator):
+    opt = AdamW(_groups(model, weight_decay), lr=lr, betas=betas)
+    schedule = lambda s: lr_at(s, lr, min_lr, warmup, steps)  # noqa: E731
     model.train()
-    for step in range(steps):
-        rate = lr_at(step, lr, warmup, steps, min_lr)
-        for g in opt.param_groups:
-            g["lr"] = rate
-        x, y = batch_at(data, torch.randint(len(data) - block_size, (batch_size,), generator=generator), block_size)
-        logp = F.log_softmax(model(x), dim=-1)
-        loss = -logp.gather(-1, y[..., None]).mean()
-        opt.zero_grad()
-        loss.backward()
-        if grad_clip is not None:
-            clip_grad_norm(params, grad_clip)
-        opt.step()
-        history.append(float(loss))
+    try:
+        return train_loop(model, opt, data, steps, batch_size, block_size, generator, grad_clip, schedule)
+    finally:
+        model.eval()
+'''
+
+_DECAY_EVERYTHING = r'''
+def train(model, data, steps, batch_size, block_size, lr, min_lr, warmup, betas, weight_decay, grad_clip, generator):
+    opt = AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)  # embeddings and biases decay too
+    model.train()
+    losses = train_loop(model, opt, data, steps, batch_size, block_size, generator, grad_clip,
+                        lambda s: lr_at(s, lr, min_lr, warmup, steps))
     model.eval()
-    return history
+    return losses
 '''
 
 _CLASS_SAMPLER = r'''
@@ -352,8 +410,8 @@ def run_capstone(text, n_merges, bpe_chars, model_config, train_config, seed, pr
 '''
 
 _NO_WARMUP = r'''
-def lr_at(step, lr, warmup, steps, min_lr):
-    progress = min(1.0, step / max(1, steps))  # the warm-up is forgotten
+def lr_at(step, lr, min_lr, warmup, max_iters):
+    progress = min(1.0, step / max(1, max_iters))  # the warm-up is forgotten
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
 '''
 
@@ -400,14 +458,15 @@ class GPT(nn.Module):
 
 STUDENTS = {
     "dict-tokenizer-sdpa-gpt": {"kind": "honest", "answers": {"tokenizer": _DICT_TOKENIZER, "gpt": _SDPA_GPT}},
-    "float64-optimiser": {"kind": "honest", "answers": {"training": _FLOAT64_TRAINING}},
+    "float64-optimiser": {"kind": "honest", "answers": {"training": _FLOAT64_TRAINING, "train": _NAMED_GROUPS_TRAIN}},
     "sampler-class": {"kind": "honest", "answers": {"sampler": _CLASS_SAMPLER}},
     "printing-run": {"kind": "honest", "answers": {"run": _PRINTING_RUN}},
     "all-styles-together": {"kind": "honest", "answers": {
-        "tokenizer": _DICT_TOKENIZER, "gpt": _SDPA_GPT, "training": _FLOAT64_TRAINING, "sampler": _CLASS_SAMPLER,
-        "run": _PRINTING_RUN}},
+        "tokenizer": _DICT_TOKENIZER, "gpt": _SDPA_GPT, "training": _FLOAT64_TRAINING, "train": _NAMED_GROUPS_TRAIN,
+        "sampler": _CLASS_SAMPLER, "run": _PRINTING_RUN}},
     "no-warm-up": {"kind": "partial", "answers": {"training": _FLOAT64_TRAINING + "\n\n" + _NO_WARMUP},
-                   "expect": {"test_training": 0}},
+                   "expect": {"test_training": 0.5}},
+    "decays-everything": {"kind": "partial", "answers": {"train": _DECAY_EVERYTHING}, "expect": {"test_training": 1}},
     "unbiased-layernorm": {"kind": "partial", "answers": {"gpt": _SDPA_GPT + "\n\n" + _UNBIASED_LAYERNORM},
                            "expect": {"test_model": 0.5, "test_training": 1, "test_run": 3}},
     "reference-gpt": {"kind": "attack", "answers": {"gpt": _REFERENCE_GPT},

@@ -27,8 +27,8 @@
 # | part | what you paste or write | points | graded by |
 # |---|---|---|---|
 # | 1 | your tokeniser: `merge`, `train_bpe`, `encode`, `decode` (HW2) | 2 | `test_tokenizer` |
-# | 2 | your GPT: `LayerNorm`, `MLP`, `CausalSelfAttention`, `Block`, `GPT` (HW3b) | 2 | `test_model` |
-# | 3 | your optimiser and loop: `AdamW`, `lr_at`, `clip_grad_norm`, `batch_at`, `train` | 3 | `test_training` |
+# | 2 | your GPT: `LayerNorm`, `MLP`, `attend`, `CausalSelfAttention`, `Block`, `GPT` (HW3b) | 2 | `test_model` |
+# | 3 | your optimiser and loop: `batch_at`, `masked_cross_entropy`, `AdamW`, `lr_at`, `clip_grad_norm_`, `train_step`, `train_loop` (HW4); the glue `train` | 3 | `test_training` |
 # | 4 | your sampler and cache: the HW6 filters, `make_sample_next`; HW5's `prefill`, `decode_step`, `generate_cached`, `find_stop` | 2 | `test_sampler_and_cache` |
 # | 5 | the run: `evaluate`, `run_capstone` (tokenise, train, evaluate, generate) | 4 | `test_run` |
 #
@@ -44,7 +44,7 @@
 # `torch.optim.AdamW` or `torch.nn.utils.clip_grad_norm_` (they must be equal): the capstone
 # asks for yours, and your instructor may review the answers.
 #
-# **The CPU budget.** The graded run (part 5) trains a tiny model for 150 steps on 100k
+# **The CPU budget.** The graded run (part 5) trains a tiny model for 120 steps on 100k
 # characters: it takes a few seconds on a laptop CPU. On a Colab GPU the last cell offers a
 # larger, ungraded run.
 #
@@ -69,6 +69,18 @@ from lmcourse.data import shakespeare_text
 torch.set_num_threads(1)  # tiny models: one CPU thread is fastest (and fair on a shared machine)
 VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
 
+# %% nbgrader={"grade": false, "grade_id": "hw3b_base", "locked": true, "schema_version": 3, "solution": false}
+# HW3b's first cell, as there: RefModule (with load_reference) and load_by_name.
+### SOLUTION FROM hw3b_transformer:imports
+
+# %% nbgrader={"grade": false, "grade_id": "hw4_base", "locked": true, "schema_version": 3, "solution": false}
+def logits_of(output):
+    """The logits of a model's output: ``output`` itself, or its first item when the model
+    returns a tuple (``lmcourse.model.GPT`` returns ``(logits, loss)``; your HW3b GPT returns
+    the logits)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 # %% nbgrader={"grade": false, "grade_id": "pretokenize", "locked": true, "schema_version": 3, "solution": false}
 # ruff: noqa: F821 - in this source file the pasted pieces are "### SOLUTION FROM" lines (scripts/build_homework.py)
 ### SOLUTION FROM hw2_tokenisation:pretokenize
@@ -81,10 +93,10 @@ VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
 # the locked `pretokenize` above, ties broken by the smallest pair).
 
 # %% nbgrader={"grade": false, "grade_id": "tokenizer", "locked": false, "schema_version": 3, "solution": true}
-### SOLUTION FROM hw2_tokenisation:merge
-
-
 ### SOLUTION FROM hw2_tokenisation:train_bpe
+
+
+### SOLUTION FROM hw2_tokenisation:merge
 
 
 ### SOLUTION FROM hw2_tokenisation:encode
@@ -98,9 +110,20 @@ import lmcourse.model as ref
 import lmcourse.tokenization as ref_tok
 from lmcourse.grading import check, check_tensor, checks_done
 from lmcourse.sampling import SamplingConfig
+from lmcourse.train import lr_at as ref_lr_at
 from lmcourse.train import param_groups as ref_param_groups
 
 SHAKESPEARE = shakespeare_text()
+
+
+def _visible(test):
+    """For the summary cell: run a visible test; raise AssertionError if any of its checks failed."""
+    def run():
+        test()
+        checks_done()
+        return True
+
+    return run
 
 
 def reference_merges(text, n_merges):
@@ -134,7 +157,7 @@ def test_tokenizer_visible():
     return True
 
 
-VISIBLE_TESTS["tokenizer"] = test_tokenizer_visible
+VISIBLE_TESTS["tokenizer"] = _visible(test_tokenizer_visible)
 test_tokenizer_visible()
 ### BEGIN HIDDEN TESTS
 with check("a hidden corpus: merges, encoding and the round trip", 0.5):
@@ -152,112 +175,31 @@ assert checks_done() is None  # raises AssertionError naming the failed checks
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-3", "locked": true, "schema_version": 3, "solution": false}
 # ## 2. Your GPT (HW3b)
 #
-# Paste your GPT-2 classes from HW3b: `GPT(vocab_size, block_size, n_layer, n_head, n_embd,
-# bias=True, tie_weights=True, eps=1e-5)` whose forward takes `idx` `(B, T)` and returns the
-# logits `(B, T, V)`, with `load_reference(state_dict)` taking the `state_dict()` of an
-# `lmcourse.model.GPT`. **One more convention here:** your model's `state_dict()` must use the
-# reference's names (`transformer.wte.weight`, `transformer.h.0.attn.c_attn.weight`, ...,
-# `lm_head.weight`; the table of HW5 part 4), because HW5's `prefill` and `decode_step`
-# read the weights by those names. If you renamed things in HW3b, rename them back (or add
-# a `state_dict` that maps them).
+# Paste your HW3b answers for part 1, as they are: `LayerNorm`, `MLP`, `attend` and
+# `CausalSelfAttention`, `Block` and `GPT(vocab_size, block_size, n_layer, n_head, n_embd,
+# bias=True, tie_weights=True, eps=1e-5)`, whose forward takes `idx` `(B, T)` and returns the
+# logits `(B, T, V)`. The locked cell `hw3b_base` at the top is HW3b's first cell
+# (`RefModule`, with its `load_reference`, and `load_by_name`), so your classes subclass the
+# same `RefModule` as there. **One convention matters more here than in HW3b:** your model's `state_dict()` must
+# use the reference's names (`transformer.wte.weight`, `transformer.h.0.attn.c_attn.weight`,
+# ..., `lm_head.weight`; the table of HW3b section 1.5), because HW5's `prefill` and
+# `decode_step` read the weights by those names. If you chose other names in HW3b (with your
+# own `load_reference`), add a `state_dict` that maps them back.
 
 # %% nbgrader={"grade": false, "grade_id": "gpt", "locked": false, "schema_version": 3, "solution": true}
-class RefModule(nn.Module):
-    """nn.Module plus load_reference(state_dict): take the weights of the matching lmcourse module."""
-
-    def load_reference(self, state_dict: dict) -> None:
-        self.load_state_dict(state_dict)
+### SOLUTION FROM hw3b_transformer:layernorm
 
 
-### BEGIN SOLUTION
-class LayerNorm(RefModule):
-    """LayerNorm over the last dimension, from tensor operations."""
-
-    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
-
-    def forward(self, x):
-        mean = x.mean(-1, keepdim=True)
-        var = (x - mean).pow(2).mean(-1, keepdim=True)  # the biased variance, as nn.LayerNorm
-        y = (x - mean) / torch.sqrt(var + self.eps) * self.weight
-        return y if self.bias is None else y + self.bias
+### SOLUTION FROM hw3b_transformer:mlp
 
 
-class MLP(RefModule):
-    def __init__(self, n_embd: int, hidden=None, bias: bool = True):
-        super().__init__()
-        hidden = 4 * n_embd if hidden is None else hidden
-        self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
-        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
-
-    def forward(self, x):
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+### SOLUTION FROM hw3b_transformer:attention
 
 
-class CausalSelfAttention(RefModule):
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True):
-        super().__init__()
-        self.n_head = n_head
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        H, D = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=-1)
-        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(D)
-        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        y = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1) @ v
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+### SOLUTION FROM hw3b_transformer:block
 
 
-class Block(RefModule):
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, eps: float = 1e-5):
-        super().__init__()
-        self.ln_1 = LayerNorm(n_embd, eps, bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, bias)
-        self.ln_2 = LayerNorm(n_embd, eps, bias)
-        self.mlp = MLP(n_embd, bias=bias)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(RefModule):
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
-                 bias: bool = True, tie_weights: bool = True, eps: float = 1e-5):
-        super().__init__()
-        self.block_size = block_size
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList([Block(n_embd, n_head, bias, eps) for _ in range(n_layer)]),
-            ln_f=LayerNorm(n_embd, eps, bias),
-        ))
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        if tie_weights:
-            self.lm_head.weight = self.transformer.wte.weight
-        for name, p in self.named_parameters():  # GPT-2's initialisation
-            if name.endswith("bias"):
-                nn.init.zeros_(p)
-            elif p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * n_layer) if name.endswith("c_proj.weight") else 0.02
-                nn.init.normal_(p, mean=0.0, std=std)
-
-    def forward(self, idx):
-        T = idx.size(1)
-        pos = torch.arange(T, device=idx.device)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
-        for block in self.transformer.h:
-            x = block(x)
-        return self.lm_head(self.transformer.ln_f(x))
-### END SOLUTION
-
+### SOLUTION FROM hw3b_transformer:gpt
 
 # %% nbgrader={"grade": true, "grade_id": "test_model", "locked": true, "points": 2, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.data"]}
 def _ref_gpt(seed, **kw):
@@ -279,7 +221,7 @@ def test_model_visible():
         model = _ref_gpt(0)
         idx = torch.randint(300, (2, 20), generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
-            check_tensor("logits", _mine_like(model)(idx), model(idx)[0], 1e-5, 1e-4, on="seed 0, V=300, 2 layers")
+            check_tensor("logits", logits_of(_mine_like(model)(idx)), model(idx)[0], 1e-5, 1e-4, on="seed 0, V=300, 2 layers")
     with check("state_dict() uses the reference names", 0.5):
         model = _ref_gpt(2, n_layer=1)
         names = set(_mine_like(model).state_dict().keys())
@@ -291,145 +233,89 @@ def test_model_visible():
             model = _ref_gpt(seed, **kw)
             idx = torch.randint(model.config.vocab_size, (3, 32), generator=torch.Generator().manual_seed(seed))
             with torch.no_grad():
-                check_tensor("logits", _mine_like(model)(idx), model(idx)[0], 1e-5, 1e-4, on=f"hidden configuration {seed}")
+                check_tensor("logits", logits_of(_mine_like(model)(idx)), model(idx)[0], 1e-5, 1e-4, on=f"hidden configuration {seed}")
     ### END HIDDEN TESTS
     return True
 
 
-VISIBLE_TESTS["GPT"] = test_model_visible
+VISIBLE_TESTS["GPT"] = _visible(test_model_visible)
 test_model_visible()
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "md-4", "locked": true, "schema_version": 3, "solution": false}
 # ## 3. Your optimiser and training loop (HW4)
 #
-# Paste (and adapt to these conventions, which the tests fix):
+# Paste your HW4 answers for parts 1 to 7 into the first cell below, as they are (same
+# names, signatures and conventions; the locked cell `hw4_base` at the top is HW4's
+# `logits_of`): `batch_at(data, starts, block_size)`, `masked_cross_entropy(logits, targets,
+# ignore_index=-100)`, your `AdamW` (a `torch.optim.Optimizer` equal to `torch.optim.AdamW`),
+# `lr_at(step, lr, min_lr, warmup, max_iters)`, `clip_grad_norm_(parameters, max_norm)`,
+# `train_step(model, optimizer, x, y, grad_clip)` and `train_loop(model, optimizer, data,
+# steps, batch_size, block_size, generator, grad_clip, lr_schedule)`. Keep HW4's given
+# drivers `run_adamw` (below `AdamW`) and `run_clip` (below `clip_grad_norm_`) as they are:
+# the tests call them, as in HW4.
 #
-# - `AdamW(params, lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)`: `params` a list of
-#   tensors or of parameter groups (dicts with `"params"` and optionally `"weight_decay"`);
-#   `step()` does, for every parameter with a gradient, the decoupled decay
-#   `p -= lr * weight_decay * p`, then the Adam update with bias correction; `zero_grad()`
-#   sets the gradients to `None`; the learning rate is read from `group["lr"]` at every step
-#   (so that the schedule can set it). It must equal `torch.optim.AdamW`.
-# - `lr_at(step, lr, warmup, steps, min_lr)`: linear warm-up `lr * (step + 1) / warmup` for
-#   `step < warmup`, then a half cosine from `lr` at `warmup` down to `min_lr` at `steps`.
-# - `clip_grad_norm(params, max_norm)`: when the global L2 norm of all the gradients exceeds
-#   `max_norm`, scale every gradient by `max_norm / (norm + 1e-6)` (what
-#   `torch.nn.utils.clip_grad_norm_` does); return the norm before clipping.
-# - `batch_at(data, starts, block_size)` from HW4.
-# - `train(model, data, steps, batch_size, block_size, lr, warmup, min_lr, weight_decay,
-#   grad_clip, generator)`: build the two parameter groups (matrices decay; biases, norm
-#   weights and the embeddings, hence a tied LM head, do not), then for every step: set
-#   the learning rate `lr_at(step, ...)`, draw `starts = torch.randint(len(data) -
-#   block_size, (batch_size,), generator=generator)`, take the batch, compute the mean
-#   cross-entropy of the logits against `y`, backward, clip when `grad_clip` is not `None`,
-#   step. Return the list of losses (floats). Exactly one `torch.randint` per step, so that
-#   your batches are the reference's.
+# Then write the capstone's glue, `train(model, data, steps, batch_size, block_size, lr,
+# min_lr, warmup, betas, weight_decay, grad_clip, generator)` (much like HW4's `build` and
+# the run of its part 9): your `AdamW` over two parameter groups (the weight matrices decay
+# with `weight_decay`; biases, norm weights and the embeddings, hence a tied LM head, do
+# not), with the given `lr` and `betas` (the other options at their defaults); the model in
+# training mode; then your `train_loop` on `data` with the schedule
+# `lambda s: lr_at(s, lr, min_lr, warmup, steps)`; the model back in evaluation mode; return
+# the list of losses. The test compares your weights after a few steps with
+# `torch.optim.AdamW` on the same batches (the one `torch.randint` draw per step of HW4).
 
 # %% nbgrader={"grade": false, "grade_id": "training", "locked": false, "schema_version": 3, "solution": true}
-class AdamW:
-    """AdamW with decoupled weight decay and bias correction (Loshchilov and Hutter, 2019)."""
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0):
-        ### BEGIN SOLUTION
-        params = list(params)
-        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
-        self.param_groups = []
-        for g in groups:
-            group = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-            group.update(g)
-            group["params"] = list(group["params"])
-            self.param_groups.append(group)
-        self.state = {}
-        ### END SOLUTION
-
-    def zero_grad(self):
-        ### BEGIN SOLUTION
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
-        ### END SOLUTION
-
-    @torch.no_grad()
-    def step(self):
-        ### BEGIN SOLUTION
-        for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state.setdefault(p, {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p)})
-                st["t"] += 1
-                t, m, v = st["t"], st["m"], st["v"]
-                p.mul_(1 - lr * wd)  # decoupled weight decay
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                denom = (v / (1 - b2 ** t)).sqrt().add_(eps)
-                p.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
-        ### END SOLUTION
-
-
-def lr_at(step, lr, warmup, steps, min_lr):
-    """Linear warm-up, then a half cosine from lr down to min_lr at `steps`."""
-    ### BEGIN SOLUTION
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
-    ### END SOLUTION
-
-
-def clip_grad_norm(params, max_norm):
-    """Scale the gradients so that their global L2 norm is at most max_norm; return the norm before."""
-    ### BEGIN SOLUTION
-    grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item()
-    if norm > max_norm:
-        for g in grads:
-            g.mul_(max_norm / (norm + 1e-6))
-    return norm
-    ### END SOLUTION
-
-
 ### SOLUTION FROM hw4_training:batch_at
 
 
-def train(model, data, steps, batch_size, block_size, lr, warmup, min_lr, weight_decay, grad_clip, generator):
-    """Train `model` on the token stream `data` (1-D LongTensor); return the losses."""
+### SOLUTION FROM hw4_training:masked_cross_entropy
+
+
+### SOLUTION FROM hw4_training:adamw
+
+
+### SOLUTION FROM hw4_training:lr_at
+
+
+### SOLUTION FROM hw4_training:clip_grad_norm
+
+
+### SOLUTION FROM hw4_training:train_step
+
+
+### SOLUTION FROM hw4_training:train_loop
+
+# %% nbgrader={"grade": false, "grade_id": "train", "locked": false, "schema_version": 3, "solution": true}
+def train(model, data, steps, batch_size, block_size, lr, min_lr, warmup, betas, weight_decay, grad_clip, generator):
+    """Train `model` on the token stream `data` (1-D LongTensor) with your AdamW and train_loop; return the losses."""
     ### BEGIN SOLUTION
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    params = list(model.parameters())
-    decay = [p for p in params if p.dim() >= 2 and id(p) not in embeddings]
-    no_decay = [p for p in params if not (p.dim() >= 2 and id(p) not in embeddings)]
-    opt = AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
+    no_decay = [p for p in model.parameters() if not (p.dim() >= 2 and id(p) not in embeddings)]
+    optimizer = AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                      lr=lr, betas=tuple(betas))
     model.train()
-    losses = []
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, lr, warmup, steps, min_lr)
-        starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-        x, y = batch_at(data, starts, block_size)
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        if grad_clip is not None:
-            clip_grad_norm(params, grad_clip)
-        opt.step()
-        losses.append(loss.item())
+    losses = train_loop(model, optimizer, data, steps, batch_size, block_size, generator, grad_clip,
+                        lambda s: lr_at(s, lr, min_lr, warmup, steps))
     model.eval()
     return losses
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training", "locked": true, "points": 3, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.data"]}
-def _reference_train(model, data, steps, batch_size, block_size, lr, warmup, min_lr, weight_decay, grad_clip, seed):
-    opt = torch.optim.AdamW(ref_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95), eps=1e-8)
+# References: lmcourse.train.lr_at, torch.optim.AdamW (foreach=False), torch.nn.utils.clip_grad_norm_.
+def _lr(step, lr, min_lr, warmup, max_iters):
+    return ref_lr_at(step, lr, min_lr, warmup, max_iters)
+
+
+def _reference_train(model, data, steps, batch_size, block_size, lr, min_lr, warmup, betas, weight_decay, grad_clip, seed):
+    opt = torch.optim.AdamW(ref_param_groups(model, weight_decay), lr=lr, betas=betas, eps=1e-8, foreach=False)
     g = torch.Generator().manual_seed(seed)
-    model.train()
+    model.train(True)
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, lr, warmup, steps, min_lr)
+            group["lr"] = _lr(step, lr, min_lr, warmup, steps)
         starts = torch.randint(len(data) - block_size, (batch_size,), generator=g)
         idx = starts[:, None] + torch.arange(block_size)[None]
         x, y = data[idx], data[idx + 1]
@@ -443,18 +329,11 @@ def _reference_train(model, data, steps, batch_size, block_size, lr, warmup, min
     return model.eval()
 
 
-def _lr(step, lr, warmup, steps, min_lr):
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
-
-
-def _train_case(seed, steps, grad_clip, weight_decay=0.1, **kw):
+def _train_case(seed, steps, grad_clip, weight_decay=0.1, betas=(0.9, 0.95), **kw):
     model = _ref_gpt(seed, **kw)
     data = torch.randint(model.config.vocab_size, (3000,), generator=torch.Generator().manual_seed(seed))
     mine = _mine_like(model)
-    args = dict(steps=steps, batch_size=4, block_size=16, lr=3e-3, warmup=2, min_lr=3e-4,
+    args = dict(steps=steps, batch_size=4, block_size=16, lr=3e-3, min_lr=3e-4, warmup=2, betas=betas,
                 weight_decay=weight_decay, grad_clip=grad_clip)
     losses = train(mine, data, generator=torch.Generator().manual_seed(seed + 1), **args)
     _reference_train(model, data, seed=seed + 1, **args)
@@ -462,33 +341,82 @@ def _train_case(seed, steps, grad_clip, weight_decay=0.1, **kw):
 
 
 def _check_weights(got, expected, on):
+    """Every weight equal; but the attention key biases, whose true gradient is exactly 0 (a
+    constant added to every key changes no softmax): Adam turns their rounding noise into steps."""
     for name, e in expected.items():
         assert name in got, f"{on}: your model has no parameter {name}"
-        check_tensor(name, got[name], e, 1e-4, 1e-3, on=on)
+        g, e = got[name].detach().clone(), e.detach().clone()
+        if name.endswith("attn.c_attn.bias"):
+            C = e.numel() // 3
+            g[C:2 * C] = e[C:2 * C] = 0
+        check_tensor(name, g, e, 1e-4, 1e-3, on=on)
+
+
+def _adamw_matches(seed, n_steps, defaults, options):
+    """Your AdamW (driven by HW4's run_adamw) and torch.optim.AdamW on the same tensors,
+    gradients and per-step learning rates."""
+    g = torch.Generator().manual_seed(seed)
+    groups = [{"params": [torch.randn(*s, generator=g) for s in ss], **o} for ss, o in zip([[(3, 4), (5,)], [(6,)]], options)]
+    flat = [p for group in groups for p in group["params"]]
+    grads = [[torch.randn(p.shape, generator=g) for p in flat] for _ in range(n_steps)]
+    lrs = [[0.01 * (k + 1) * (1 - t / (2 * n_steps)) for k in range(len(groups))] for t in range(n_steps)]
+    params = [[p.clone().requires_grad_() for p in group["params"]] for group in groups]
+    ref_opt = torch.optim.AdamW([{**group, "params": ps} for group, ps in zip(groups, params)], foreach=False, **defaults)
+    expected = []
+    for t in range(n_steps):
+        for group, lr in zip(ref_opt.param_groups, lrs[t]):
+            group["lr"] = lr
+        for p, grad in zip(sum(params, []), grads[t]):
+            p.grad = grad.clone()
+        ref_opt.step()
+        expected.append([p.detach().clone() for p in sum(params, [])])
+    got = run_adamw(groups, grads, defaults, lrs)
+    assert isinstance(got, list) and len(got) == n_steps, f"run_adamw: expected {n_steps} steps"
+    for t, (row, exp_row) in enumerate(zip(got, expected)):
+        for i, (a, b) in enumerate(zip(row, exp_row)):
+            check_tensor(f"parameter {i} after step {t + 1}", a, b, 1e-6, 1e-5, on=f"seed {seed}, {defaults}")
+
+
+def _clip_matches(seed, max_norm):
+    """Your clip_grad_norm_ (driven by HW4's run_clip) and torch.nn.utils.clip_grad_norm_."""
+    g = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(*s, generator=g) for s in ((4, 3), (5,), (2, 2, 2))]
+    theirs = [torch.zeros_like(x, requires_grad=True) for x in grads]
+    for p, x in zip(theirs, grads):
+        p.grad = x.clone()
+    expected = float(torch.nn.utils.clip_grad_norm_(theirs, max_norm))
+    got, norm = run_clip(grads, max_norm)
+    assert abs(float(norm) - expected) <= 1e-5 * expected, f"clip_grad_norm_ returned {float(norm)}, expected the norm {expected}"
+    for i, (a, b) in enumerate(zip(got, theirs)):
+        check_tensor(f"gradient {i} after clipping", a, b.grad, 1e-7, 1e-5, on=f"max_norm {max_norm}")
 
 
 def test_training_visible():
-    with check("lr_at: warm-up and cosine", 1):
-        for args in ((0, 1.0, 10, 100, 0.1), (9, 1.0, 10, 100, 0.1), (10, 1.0, 10, 100, 0.1), (55, 3e-3, 10, 100, 3e-4),
-                     (100, 1.0, 10, 100, 0.1), (120, 1.0, 10, 100, 0.1), (3, 0.5, 0, 10, 0.0)):
+    with check("lr_at: warm-up and cosine (HW4's convention)", 0.5):
+        for args in ((0, 1.0, 0.1, 10, 100), (9, 1.0, 0.1, 10, 100), (10, 1.0, 0.1, 10, 100), (55, 3e-3, 3e-4, 10, 100),
+                     (100, 1.0, 0.1, 10, 100), (120, 1.0, 0.1, 10, 100), (3, 0.5, 0.0, 0, 10)):
             got = lr_at(*args)
             assert abs(got - _lr(*args)) <= 1e-12 + 1e-9 * abs(_lr(*args)), f"lr_at{args}: expected {_lr(*args)!r}, got {got!r}"
-    with check("train: 6 steps of AdamW with weight decay equal the reference", 1):
+    with check("AdamW equals torch.optim.AdamW (two groups, a schedule)", 0.5):
+        _adamw_matches(5, 8, dict(lr=0.01, betas=(0.9, 0.95), weight_decay=0.1), [{}, {"weight_decay": 0.0}])
+    with check("train: 6 steps of your AdamW with weight decay equal the reference", 1):
         got, expected, losses = _train_case(10, 6, None, n_layer=1)
         assert isinstance(losses, list) and len(losses) == 6, "train returns one loss per step"
         _check_weights(got, expected, on="seed 10, 6 steps, no clipping")
-    with check("train: with gradient clipping", 0.5):
+    with check("gradient clipping: clip_grad_norm_, and train with clipping", 0.5):
+        _clip_matches(6, 0.5)
         got, expected, _ = _train_case(11, 6, 0.05, n_layer=1)
         _check_weights(got, expected, on="seed 11, 6 steps, grad_clip=0.05")
     return True
 
 
-VISIBLE_TESTS["training"] = test_training_visible
+VISIBLE_TESTS["training"] = _visible(test_training_visible)
 test_training_visible()
 ### BEGIN HIDDEN TESTS
-with check("train: a hidden untied model, more steps, clipping and decay", 0.5):
-    _got, _expected, _ = _train_case(12, 10, 0.5, weight_decay=0.3, tie_weights=False, n_head=4)
+with check("train: a hidden untied model, other betas, more steps, clipping and decay", 0.5):
+    _got, _expected, _ = _train_case(12, 10, 0.5, weight_decay=0.3, betas=(0.8, 0.99), tie_weights=False, n_head=4)
     _check_weights(_got, _expected, on="a hidden untied 2-layer model, 10 steps")
+    _adamw_matches(13, 12, dict(lr=0.02, betas=(0.5, 0.9), eps=1e-6, weight_decay=0.2), [{"weight_decay": 0.0}, {}])
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -569,7 +497,7 @@ def test_sampler_and_cache_visible():
     return True
 
 
-VISIBLE_TESTS["sampler and cache"] = test_sampler_and_cache_visible
+VISIBLE_TESTS["sampler and cache"] = _visible(test_sampler_and_cache_visible)
 test_sampler_and_cache_visible()
 ### BEGIN HIDDEN TESTS
 with check("hidden models and sampling settings (a new model every call)", 0.5):
@@ -630,7 +558,7 @@ def evaluate(model, ids, block_size):
             x = ids[i:i + block_size][None]
             y = ids[i + 1:i + block_size + 1][None]
             x = x[:, :y.size(1)]
-            logits = model(x)
+            logits = logits_of(model(x))
             total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
             n += y.numel()
     return total, n
@@ -667,8 +595,8 @@ TEXT = shakespeare_text()[:100_000]
 SETTINGS = dict(
     n_merges=64, bpe_chars=20_000,
     model_config=dict(block_size=32, n_layer=2, n_head=2, n_embd=48),
-    train_config=dict(steps=150, batch_size=16, block_size=32, lr=3e-3, warmup=10, min_lr=3e-4,
-                      weight_decay=0.1, grad_clip=1.0),
+    train_config=dict(steps=120, batch_size=16, block_size=32, lr=3e-3, min_lr=3e-4, warmup=10,
+                      betas=(0.9, 0.95), weight_decay=0.1, grad_clip=1.0),
     seed=0, prompt="ROMEO:", n_new=24,
 )
 
@@ -724,7 +652,7 @@ def test_run_visible():
     return True
 
 
-VISIBLE_TESTS["the run"] = test_run_visible
+VISIBLE_TESTS["the run"] = _visible(test_run_visible)
 test_run_visible()
 ### BEGIN HIDDEN TESTS
 with check("evaluate on hidden models and window sizes", 0.5):
@@ -755,36 +683,11 @@ if _device is not None and getattr(_device, "type", None) == "cuda" and "run_cap
     _t0 = time.perf_counter()
     _big = run_capstone(shakespeare_text(), n_merges=256, bpe_chars=200_000,
                         model_config=dict(block_size=128, n_layer=4, n_head=4, n_embd=256),
-                        train_config=dict(steps=600, batch_size=32, block_size=128, lr=1e-3, warmup=50,
-                                          min_lr=1e-4, weight_decay=0.1, grad_clip=1.0),
+                        train_config=dict(steps=600, batch_size=32, block_size=128, lr=1e-3, min_lr=1e-4,
+                                          warmup=50, betas=(0.9, 0.95), weight_decay=0.1, grad_clip=1.0),
                         seed=0, prompt="ROMEO:", n_new=120, device=_device)
     print(f"{time.perf_counter() - _t0:.0f} s; validation loss {_big['val_loss']:.3f} nats/token, "
           f"{_big['bits_per_byte']:.3f} bits per byte")
     print("ROMEO:" + _big["sample_text"])
 else:
     print("no GPU here: the larger run is skipped (the graded run above is the CPU one)")
-
-# %% [markdown] nbgrader={"grade": false, "grade_id": "md-8", "locked": true, "schema_version": 3, "solution": false}
-# ## Summary
-#
-# The cell below re-runs every visible test. When everything passes, save the notebook and
-# submit it.
-
-# %% nbgrader={"grade": false, "grade_id": "summary", "locked": true, "schema_version": 3, "solution": false}
-# Run every visible test again and print a summary (hidden tests run only when graded).
-from lmcourse.grading import begin_cell, cell_results
-
-_results = {}
-for _name, _test in VISIBLE_TESTS.items():
-    begin_cell()
-    try:
-        _test()
-        _failed = [r["name"] for r in cell_results() if not r["passed"]]
-        _results[_name] = "passed" if not _failed else "FAILED: " + "; ".join(_failed)
-    except Exception as _e:  # noqa: BLE001 - report any failure
-        _results[_name] = f"FAILED: {type(_e).__name__}: {_e}"
-begin_cell()
-for _name, _r in _results.items():
-    print(f"{_name:24s} {_r}")
-_n = sum(r == "passed" for r in _results.values())
-print(f"{_n}/{len(_results)} visible test groups passed.")
