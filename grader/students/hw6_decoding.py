@@ -265,7 +265,7 @@ def speculative_generate(target, draft, prompt_ids, max_new_tokens, k, temperatu
         p = torch.nn.functional.one_hot(logits.argmax(), logits.numel()).float() if temperature == 0 else torch.softmax(logits / temperature, -1)
         seq += drafted + [int(torch.multinomial(p, 1, generator=generator))]
     return seq[:end]
-'''}, "expect": {"test_speculative_generate": 1.0}},
+'''}, "expect": {"test_speculative_generate": 0.5}},
     # flattens the model it is given, then every candidate ties: the old grader scored it
     "beam-search-alters-model": {"kind": "attack", "answers": {"beam_search": '''
 @torch.no_grad()

@@ -581,10 +581,11 @@ with check("length penalty 2 and -0.5", 0.75):
                   (_models[23], [2, 6], 2, 9, -0.5, 2, "2 beams, length_penalty=-0.5")]))
 with check("no EOS: every hypothesis has max_new_tokens tokens", 0.5):
     _check_beams(_with_reference([(_models[24], [9], 4, 4, 1.0, None, "4 beams, no EOS")]))
-with check("the model is left unchanged", 0.5):
+with check("the model is left unchanged (and the search is right)", 0.5):
     _m = _tiny_gpt(26, 7)
     _before = {k: v.clone() for k, v in _m.state_dict().items()}
-    beam_search(_m, [2], 3, 4, 1.0, 0)
+    _runs = _with_reference([(_m, [2], 3, 4, 1.0, 0, "3 beams, 4 new")])
+    _check_beams(_runs)
     assert all(torch.equal(_before[k], v) for k, v in _m.state_dict().items()), "beam_search changed the model's weights"
 ### END HIDDEN TESTS
 checks_done()
@@ -876,10 +877,12 @@ with check("k larger than max_new_tokens", 0.25):
     assert _got == _expected, "k=5, 2 new tokens: expected exactly 2 greedy tokens"
 with check("the target's distribution, k=2, 3 new tokens, temperature 0.6", 0.75):
     _check_distribution(_small_gpt(3, 0.6), _small_gpt(4, 0.6), [0], 3, 2, 0.6, 200, seed=1)
-with check("the models are left unchanged", 0.5):
-    _t, _d = _small_gpt(5), _small_gpt(6)
+with check("the models are left unchanged (and the output is right)", 0.5):
+    _t, _d = _small_gpt(5, vocab_size=7), _small_gpt(6, vocab_size=7)
     _before = [{key: v.clone() for key, v in mod.state_dict().items()} for mod in (_t, _d)]
-    speculative_generate(_t, _d, [1], 4, 2, 1.0, torch.Generator().manual_seed(3))
+    _expected = _greedy(_t, [1], 4)
+    assert speculative_generate(_t, _d, [1], 4, 2, 0.0, torch.Generator().manual_seed(3)) == _expected, (
+        "temperature 0: expected greedy decoding of the target")
     for _mod, _sd in zip((_t, _d), _before):
         assert all(torch.equal(_sd[key], v) for key, v in _mod.state_dict().items()), "speculative_generate changed a model's weights"
 ### END HIDDEN TESTS
