@@ -608,7 +608,7 @@ def decode_step(weights, config, token, cache):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_prefill_decode", "locked": true, "points": 4, "schema_version": 3, "solution": false}
+# %% nbgrader={"grade": true, "grade_id": "test_prefill_decode", "locked": true, "points": 4, "schema_version": 3, "solution": false} lmcourse={"inplace": true}
 # The GPT's weights go to your code as plain tensors; lmcourse is absent there.
 from lmcourse.grading import check, checks_done
 
