@@ -335,6 +335,29 @@ def test_demo_class_every_attack_scores_zero_every_honest_case_keeps_its_points(
 
 
 @needs_bwrap
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("name", [h for h in HOMEWORK if h != "hw6_decoding"])  # hw6: the demo class above
+def test_demo_students_of_each_homework_get_exactly_their_expected_points(name, tmp_path):
+    """grader/students/<hw>.py: honest students in other styles get full marks, partial and
+    attacking students exactly their ``expect``; none of them sees a hidden value in its feedback."""
+    from grader import students as demo_students
+
+    custom = demo_students.load(name)
+    assert sum(s["kind"] == "honest" for s in custom.values()) >= 4, "at least four honest styles"
+    assert sum(s["kind"] == "partial" for s in custom.values()) >= 2, "at least two partial students"
+    course = str(tmp_path / "course")
+    scores, _, canaries = grade_demo.grade([name], timeout=20, students=("solution",), log=lambda *a: None,
+                                           course=course, custom={name: custom})
+    assert canaries == []
+    manual = grade_demo.manual_grade_ids(name)
+    wrong = {key: demo_students.mismatches(spec, scores[name, demo_students.demo_id(key)], manual)
+             for key, spec in custom.items()}
+    assert {k: v for k, v in wrong.items() if v} == {}
+    ids = [demo_students.demo_id(k) for k in custom]
+    assert scan_feedback(course, name, ids) == []
+
+
+@needs_bwrap
 @pytest.mark.timeout(900)
 def test_sleepers_are_bounded_by_the_cell_limit_and_the_budget(tmp_path):
     """Correct answers that sleep just under the per-call limit at every call."""
