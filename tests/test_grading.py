@@ -276,9 +276,11 @@ def hidden_values(source: str) -> set[str]:
     for n in ast.walk(tree):  # check names are shown on purpose
         if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "check" and n.args and isinstance(n.args[0], ast.Constant):
             names.add(n.args[0].value)
+    # the literal pieces of an f-string are message text, not hidden inputs
+    pieces = {id(c) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for c in n.values}
     out = set()
     for n in ast.walk(tree):
-        if isinstance(n, ast.Constant) and not isinstance(n.value, bool):
+        if isinstance(n, ast.Constant) and not isinstance(n.value, bool) and id(n) not in pieces:
             v = n.value
             if isinstance(v, (int, float)) and (abs(v) >= 100 or (isinstance(v, float) and len(repr(v)) >= 5)):
                 out.add(repr(v))
@@ -321,7 +323,7 @@ def test_demo_class_every_attack_scores_zero_every_honest_case_keeps_its_points(
         assert grade_demo.expected_ok(name, student, cells), (student, cells)
     loop, crash = scores[name, "loop"], scores[name, "crash"]
     assert loop["test_top_k"][0] == 0 and loop["test_top_p"][0] == 3  # the looped answer only
-    assert crash["test_accept_or_resample"][0] == 0 and crash["test_beam_search"][0] == 4
+    assert crash["test_speculative_generate"][0] == 0 and crash["test_beam_search"][0] == 4  # the last answer
     manual = grade_demo.manual_grade_ids(name)
     for key, spec in custom.items():  # honest: full marks; partial and attack: exactly their expect
         assert demo_students.mismatches(spec, scores[name, demo_students.demo_id(key)], manual) == [], key

@@ -129,6 +129,8 @@ with check("other shapes, float64, tiny temperature", 0.3):
         check_tensor("apply_temperature", apply_temperature(z, t), ref.apply_temperature(z0, t), *TOL[z.dtype],
                      on=f"shape {tuple(z.shape)}, {z.dtype}, temperature={t}")
 with check("negative and zero temperatures raise ValueError", 0.2):
+    _z = _logits(1, 5)  # and a valid temperature works (an answer that always raises earns nothing here)
+    check_tensor("apply_temperature", apply_temperature(_z, 2.0), ref.apply_temperature(_z.clone(), 2.0), *TOL[_z.dtype])
     for _bad in (-1.0, 0):
         try:
             apply_temperature(_logits(1, 5), _bad)
@@ -192,6 +194,8 @@ with check("ties at the k-th logit", 0.25):
     z = torch.tensor([[2.0, 2.0, 2.0, 1.0], [0.0, -1.0, -1.0, -1.0]])
     check_tensor("top_k_filter", top_k_filter(z, 2), ref.top_k_filter(z, 2), 0, 0, on="ties")
 with check("k = 0 raises ValueError", 0.25):
+    _z = _logits(4, 65)  # and a valid k works
+    check_tensor("top_k_filter", top_k_filter(_z, 3), ref.top_k_filter(_z.clone(), 3), 0, 0)
     try:
         top_k_filter(_logits(4, 65), 0)
     except ValueError:
@@ -292,6 +296,8 @@ def _top_p_ties():
 
 
 def _top_p_errors():
+    _z = _logits(0, 4, 12)  # a valid p works (an answer that always raises earns nothing here)
+    assert isinstance(top_p_filter(_z, 0.5), torch.Tensor), "top_p_filter(logits, 0.5) must return a tensor"
     for bad in (0.0, 1.5):
         try:
             top_p_filter(_logits(0, 4, 12), bad)
@@ -392,6 +398,9 @@ with check("zero, negative and positive logits", 0.25):
     z, prev = torch.tensor([[0.0, -2.0, 2.0, 1.0]]), torch.tensor([[0, 1, 2]])
     check_tensor("apply_repetition_penalty", apply_repetition_penalty(z, prev, 4.0), ref.apply_repetition_penalty(z, prev, 4.0), *TOL[z.dtype], on="signs")
 with check("penalty 0 raises ValueError", 0.25):
+    _z, _prev = _logits(12, 3, 65), torch.tensor([[1], [2], [3]])  # and a valid penalty works
+    check_tensor("apply_repetition_penalty", apply_repetition_penalty(_z, _prev, 1.5),
+                 ref.apply_repetition_penalty(_z.clone(), _prev, 1.5), *TOL[_z.dtype])
     try:
         apply_repetition_penalty(_logits(12, 3, 65), torch.tensor([[1], [2], [3]]), 0.0)
     except ValueError:
