@@ -37,7 +37,7 @@ The book
     ``experiments``   the computations behind the book's figures
     ``plots``         figures (drawing only)
     ``explorers``     interactive explorers with static twins
-    ``widgets``       ipywidgets explorers
+    ``widgets``       ipywidgets that need a live kernel (live sampling, a live loss curve)
     ``grading``       helpers for the nbgrader homework
 Command line
     ``cli``           ``python -m lmcourse {train,sample,bench-*}`` sub-commands

@@ -51,6 +51,8 @@ __all__ = [
     "apply_chat_template",
     "encode_chat",
     "render_segments",
+    "end_marker",
+    "reassemble",
 ]
 
 ROLES = ("system", "user", "assistant")
@@ -243,3 +245,20 @@ def encode_chat(
         ids.extend(piece)
         mask.extend([int(trained)] * len(piece))
     return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+
+def end_marker(template: str) -> str:
+    """The end-of-turn string of a template (``<|im_end|>`` for ChatML)."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; allowed: {sorted(TEMPLATES)}")
+    return TEMPLATES[template].end
+
+
+def reassemble(raw_output: str, template: str = "chatml") -> str:
+    """The assistant's reply from the decoded generated text.
+
+    The prompt ended with the assistant header, so the model's output *is* the reply up to
+    the template's end-of-turn marker; anything after it is dropped, and surrounding
+    whitespace is stripped.
+    """
+    return raw_output.split(end_marker(template), 1)[0].strip()

@@ -22,6 +22,7 @@ interact; what they draw is computed here (or in the module that owns the concep
 
 from __future__ import annotations
 
+import json
 import math
 import weakref
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils import benchmark
 
+from .chat import apply_chat_template, encode_chat, end_marker, reassemble
 from .data import MarkovSource
 from .generate import generate
 from .model import causal_mask, eval_mode, scaled_dot_product_attention
@@ -51,6 +53,11 @@ __all__ = [
     "measure_attention_cost",
     "simulate_batching",
     "kv_allocation",
+    "log2_buckets",
+    "attention_patterns",
+    "STAGES",
+    "PipelineTrace",
+    "run_pipeline",
 ]
 
 
@@ -707,3 +714,153 @@ def kv_allocation(lengths: Sequence[int], max_len: int, block: int = 16) -> dict
         "contiguous_waste": 1 - used / contiguous,
         "paged_waste": 1 - used / paged,
     }
+
+
+def log2_buckets(values: Sequence[float]) -> tuple[list[int], list[float]]:
+    """Average ``values[t]`` (t = 0, 1, ...) over the context sizes 1, 2, 3-4, 5-8, 9-16, ...
+
+    Returns:
+        ``(ends, means)``: the largest context size of each bucket (1, 2, 4, 8, ...) and the
+        mean of the values whose context size t + 1 falls in it.
+    """
+    y = np.asarray(values, dtype=float)
+    ends, means, prev, end = [], [], 0, 1
+    while prev < len(y):
+        end = min(end, len(y))
+        ends.append(end)
+        means.append(float(y[prev:end].mean()))  # context sizes prev + 1 .. end
+        prev, end = end, 2 * end
+    return ends, means
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 15: which positions each model family lets a query see
+# --------------------------------------------------------------------------------------
+
+
+def attention_patterns(T: int, n_source: int) -> dict[str, torch.Tensor]:
+    """Boolean (T, T) "query may attend to key" patterns of three model families.
+
+    * ``"decoder-only (GPT)"``: the causal mask, :func:`lmcourse.model.causal_mask`.
+    * ``"bidirectional (BERT)"``: every position sees every position.
+    * ``"encoder-decoder (T5, BART)"``: the first ``n_source`` positions (the source) see
+      each other fully; each target position sees the whole source and the earlier targets.
+      (In a real encoder-decoder the two parts are separate stacks joined by
+      cross-attention; drawn on one sequence, the allowed pairs are these.)
+    """
+    if not 0 < n_source < T:
+        raise ValueError(f"n_source must be in [1, T-1], got {n_source} for T={T}")
+    causal = causal_mask(T)
+    seq2seq = causal.clone()
+    seq2seq[:n_source, :n_source] = True
+    return {
+        "decoder-only (GPT)": causal,
+        "bidirectional (BERT)": torch.ones(T, T, dtype=torch.bool),
+        "encoder-decoder (T5, BART)": seq2seq,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 14: one chat request, from JSON messages to the reassembled reply
+# --------------------------------------------------------------------------------------
+
+#: The five stages of a chat request, in order.
+STAGES = ("messages (JSON)", "chat template", "prompt token ids", "generated tokens", "reply")
+
+
+@dataclass
+class PipelineTrace:
+    """Everything one chat request goes through, stage by stage.
+
+    Attributes:
+        messages: the request's messages (role/content dicts).
+        request_json: the request body as an API client would send it.
+        template: the chat-template name used.
+        prompt: the rendered template string (ending with the assistant header).
+        specials: the tokenizer's special-token strings.
+        prompt_ids, prompt_tokens: the prompt's token ids and their strings.
+        new_ids, new_tokens: the generated token ids and their strings.
+        raw_output: the decoded generated tokens, template markers included.
+        reply: the reassembled reply (cut at the end-of-turn marker, stripped).
+        finish_reason: ``"stop"`` (end-of-turn token) or ``"length"`` (token limit).
+        response_json: the response body: the reply and the token usage.
+    """
+
+    messages: list[dict]
+    request_json: str
+    template: str
+    prompt: str
+    specials: list[str]
+    prompt_ids: list[int]
+    prompt_tokens: list[str]
+    new_ids: list[int]
+    new_tokens: list[str]
+    raw_output: str
+    reply: str
+    finish_reason: str
+    response_json: str
+
+
+def run_pipeline(
+    messages: Sequence[dict],
+    model: Any,
+    tokenizer: Any,
+    template: str = "chatml",
+    max_new_tokens: int = 40,
+    sampling: Optional[SamplingConfig] = None,
+    model_name: str = "lmcourse-demo",
+    generator: Optional[torch.Generator] = None,
+) -> PipelineTrace:
+    """Run one chat request through the five stages and record them.
+
+    1. messages -> request JSON; 2. ``apply_chat_template`` with the generation prompt;
+    3. ``tokenizer.encode`` (special markers become single ids); 4. ``generate``, stopping
+    at the template's end-of-turn token when the tokenizer has it; 5. decode and
+    :func:`reassemble`.
+
+    Args:
+        messages: role/content dicts, as for :func:`lmcourse.chat.apply_chat_template`.
+        model: an lmcourse GPT.
+        tokenizer: a tokenizer with ``encode``/``decode``/``special_tokens``.
+        template: chat-template name.
+        max_new_tokens: token limit of the reply.
+        sampling: decoding settings (default greedy, temperature 0).
+        model_name: the ``"model"`` field of the request JSON.
+        generator: random generator for sampling.
+    """
+    messages = [dict(m) for m in messages]
+    sampling = SamplingConfig(temperature=0.0) if sampling is None else sampling
+    request = {"model": model_name, "messages": messages, "max_tokens": max_new_tokens,
+               "temperature": sampling.temperature}
+    prompt = apply_chat_template(messages, template, add_generation_prompt=True)
+    # template markers become control ids; message contents can never produce one
+    prompt_ids = encode_chat(messages, tokenizer, template, add_generation_prompt=True)[0].tolist()
+    end = end_marker(template)
+    eos = tokenizer.special_tokens.get(end)
+    out = generate(model, prompt_ids, max_new_tokens, sampling, eos_token_id=eos,
+                   tokenizer=tokenizer, generator=generator)
+    new_ids = out.new_tokens[0]
+    raw = tokenizer.decode(new_ids)
+    reply = reassemble(raw, template)
+    finish = "stop" if out.finish_reasons[0] == "eos" else out.finish_reasons[0]
+    response = {
+        "model": model_name,
+        "choices": [{"message": {"role": "assistant", "content": reply}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": len(new_ids),
+                  "total_tokens": len(prompt_ids) + len(new_ids)},
+    }
+    return PipelineTrace(
+        messages=messages,
+        request_json=json.dumps(request, indent=2),
+        template=template,
+        prompt=prompt,
+        specials=sorted(tokenizer.special_tokens),
+        prompt_ids=prompt_ids,
+        prompt_tokens=[tokenizer.decode([i]) for i in prompt_ids],
+        new_ids=list(new_ids),
+        new_tokens=[tokenizer.decode([i]) for i in new_ids],
+        raw_output=raw,
+        reply=reply,
+        finish_reason=finish,
+        response_json=json.dumps(response, indent=2),
+    )

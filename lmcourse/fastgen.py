@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from lmcourse.checks import require_bool, require_generator, require_instance, require_int
-from lmcourse.model import GPT, eval_mode
+from lmcourse.model import GPT, KVCache, eval_mode
 from lmcourse.sampling import SamplingConfig, sample_next
 
 __all__ = ["StaticKVCache", "forward_static", "static_decode_step", "fast_generate"]
@@ -63,9 +63,7 @@ class StaticKVCache(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or max_len < 1:
-            raise ValueError(f"StaticKVCache needs batch_size >= 1 and max_len >= 1, got {batch_size}, {max_len}")
-        shape = (batch_size, n_kv_head, max_len, head_dim)
+        shape = KVCache.buffer_shape(n_layer, batch_size, n_kv_head, max_len, head_dim)
         for layer in range(n_layer):
             self.register_buffer(f"k{layer}", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
             self.register_buffer(f"v{layer}", torch.zeros(shape, device=device, dtype=dtype), persistent=False)

@@ -9,7 +9,10 @@ Notation: n tokens of context, L layers, H query heads and Hk key/value heads of
 (so the model width is C = H * D), P parameters, G devices.
 
 * KV cache: 2 (keys and values) * L * Hk * D * n * bytes per element
-  (:func:`kv_cache_bytes`).
+  (:func:`kv_cache_bytes`; :func:`format_bytes` prints it).
+* Attention work per decode step t (:func:`attention_ops`): without a cache the whole
+  prefix is recomputed, 1 + 2 + ... + t = t(t+1)/2 query-key dot products per head and
+  layer; with a cache only the newest query meets the t cached keys: t dot products.
 * Prefill FLOPs (the forward pass over the prompt): 2 * P * n for the weights
   (a multiply and an add per weight per token) plus the attention matmuls
   QK^T and AV: 2 * 2 * L * H * D * n^2 / 2 with the causal mask halving them.
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from lmcourse.checks import require_bool, require_int
@@ -39,6 +43,11 @@ from lmcourse.model import causal_mask
 
 __all__ = [
     "kv_cache_bytes",
+    "attention_ops",
+    "format_bytes",
+    "BYTE_UNITS",
+    "DTYPE_BYTES",
+    "MODEL_PRESETS",
     "sliding_window_mask",
     "strided_mask",
     "global_window_mask",
@@ -77,6 +86,63 @@ def kv_cache_bytes(
         if value < 0:
             raise ValueError(f"kv_cache_bytes: {name} must be >= 0, got {value}")
     return 2 * n_layer * n_kv_head * head_dim * seq_len * batch * bytes_per_elem
+
+
+#: bytes per stored element for the usual cache dtypes
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16 / bf16": 2, "int8 / fp8": 1}
+
+#: (n_layer, n_kv_head, head_dim) of a few public model architectures (from their configs)
+MODEL_PRESETS: dict[str, tuple[int, int, int]] = {
+    "shakespeare-char (this course, MHA)": (4, 4, 32),
+    "GPT-2 small (MHA)": (12, 12, 64),
+    "Llama-2-7B (MHA)": (32, 32, 128),
+    "Llama-3-8B (GQA, 8 KV heads)": (32, 8, 128),
+    "Falcon-7B (MQA, 1 KV head)": (32, 1, 64),
+    "Llama-2-70B (GQA, 8 KV heads)": (80, 8, 128),
+    "70B shape with MHA (64 KV heads)": (80, 64, 128),
+}
+
+
+def attention_ops(n: int) -> dict[str, np.ndarray]:
+    """Query-key dot products per decode step t = 1..n, without and with a KV cache.
+
+    Returns arrays of length n: ``steps``, ``no_cache`` (t(t+1)/2), ``cache`` (t),
+    ``positions_no_cache`` (t positions recomputed), ``positions_cache`` (1), and the
+    cumulative sums ``cum_no_cache`` (n(n+1)(n+2)/6 at the end) and ``cum_cache``
+    (n(n+1)/2). All counts are per attention head and per layer.
+    """
+    n = require_int("n", n, minimum=1)
+    t = np.arange(1, n + 1, dtype=np.int64)
+    no_cache = t * (t + 1) // 2
+    return {
+        "steps": t,
+        "no_cache": no_cache,
+        "cache": t.copy(),
+        "positions_no_cache": t.copy(),
+        "positions_cache": np.ones_like(t),
+        "cum_no_cache": np.cumsum(no_cache),
+        "cum_cache": np.cumsum(t),
+    }
+
+
+#: bytes in each unit the book prints: decimal (kB ... TB) and binary (KiB ... TiB)
+BYTE_UNITS: dict[str, int] = {
+    "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+}
+
+
+def format_bytes(n: float, binary: bool = False) -> str:
+    """Human-readable size, the one byte formatter of the package (and of the explorers' JS).
+
+    Decimal by default: 1.34e9 -> ``"1.34 GB"`` (kB, MB, GB, TB are powers of 1000); with
+    ``binary=True`` powers of 1024: 2**30 -> ``"1.00 GiB"``.
+    """
+    units = ("TiB", "GiB", "MiB", "KiB") if binary else ("TB", "GB", "MB", "kB")
+    for unit in units:
+        if abs(n) >= BYTE_UNITS[unit]:
+            return f"{n / BYTE_UNITS[unit]:.2f} {unit}"
+    return f"{int(n)} B"
 
 
 # --------------------------------------------------------------------------------------

@@ -298,15 +298,23 @@ class KVCache:
         device: Optional[Union[str, torch.device]] = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        if batch_size < 1 or max_len < 1:
-            raise ValueError(
-                f"KVCache needs batch_size >= 1 and max_len >= 1, got {batch_size}, {max_len}"
-            )
-        shape = (batch_size, n_kv_head, max_len, head_dim)
+        shape = self.buffer_shape(n_layer, batch_size, n_kv_head, max_len, head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
         self.max_len = max_len
         self.length = 0
+
+    @staticmethod
+    def buffer_shape(n_layer: int, batch_size: int, n_kv_head: int, max_len: int, head_dim: int) -> tuple[int, ...]:
+        """The checked (B, n_kv_head, max_len, head_dim) shape of one layer's keys (or values).
+
+        Every size must be a positive integer (TypeError for another type, ValueError for
+        < 1). ``fastgen.StaticKVCache`` uses the same check.
+        """
+        for name, value in (("n_layer", n_layer), ("batch_size", batch_size), ("n_kv_head", n_kv_head),
+                            ("max_len", max_len), ("head_dim", head_dim)):
+            _require_size(name, value)
+        return (batch_size, n_kv_head, max_len, head_dim)
 
     @property
     def batch_size(self) -> int:

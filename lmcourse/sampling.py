@@ -36,6 +36,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from lmcourse.checks import require_generator, require_instance, require_int, require_real
+from lmcourse.metrics import entropy
 
 __all__ = [
     "apply_temperature",
@@ -50,6 +51,8 @@ __all__ = [
     "decode_step",
     "sample_next",
     "draw_multinomial",
+    "distribution_stats",
+    "filter_stats",
     "draw_uniform",
 ]
 
@@ -411,3 +414,48 @@ def sample_next(
     seed, same draws).
     """
     return decode_step(logits, config, generator, previous_ids).token
+
+
+# --- what the filters do to one distribution (the figures and explorers of chapters 3 and 8) ---
+
+
+def distribution_stats(logits: torch.Tensor, temperature: float = 1.0) -> dict:
+    """Scaled logits, probabilities and entropy (bits) of one (V,) logits vector at ``temperature``.
+
+    Returns:
+        ``{"scaled": (V,) logits / temperature, "probs": (V,), "entropy_bits": float}``.
+    """
+    temperature = _check_temperature(temperature)
+    z = torch.as_tensor(logits).detach().float().cpu().reshape(-1) / temperature
+    return {"scaled": z, "probs": torch.softmax(z, dim=-1), "entropy_bits": entropy(z, "bits").item()}
+
+
+def filter_stats(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
+    min_p: Optional[float] = None,
+) -> dict:
+    """The model's distribution before and after temperature + top-k + top-p + min-p.
+
+    Args:
+        logits: one (V,) next-token logits vector.
+        temperature: > 0 (greedy is top_k=1).
+        top_k, top_p, min_p: the filters of :class:`SamplingConfig` (None: off).
+    Returns:
+        A dict with ``"before"``: (V,) softmax(logits); ``"after"``: (V,) renormalised
+        probabilities after :func:`process_logits` (0 on removed tokens); ``"kept"``: (V,)
+        bool; ``"n_kept"``: int; ``"config"``: the SamplingConfig.
+    """
+    config = SamplingConfig(temperature=_check_temperature(temperature), top_k=top_k, top_p=top_p, min_p=min_p)
+    z = torch.as_tensor(logits).detach().float().cpu().reshape(-1)
+    processed = process_logits(z, config)
+    kept = torch.isfinite(processed)
+    return {
+        "before": torch.softmax(z, dim=-1),
+        "after": torch.softmax(processed, dim=-1),
+        "kept": kept,
+        "n_kept": int(kept.sum()),
+        "config": config,
+    }

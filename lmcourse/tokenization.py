@@ -66,6 +66,7 @@ __all__ = [
     "BPETokenizer",
     "HFBPETokenizer",
     "bytes_to_unicode",
+    "split_specials",
     "load_tokenizer",
     "tokenizer_to_dict",
     "tokenizer_from_dict",
@@ -129,6 +130,15 @@ def _split_specials(
     if start < len(text):
         pieces.append((text[start:], False))
     return pieces
+
+
+def split_specials(text: str, specials: Iterable[str]) -> list[str]:
+    """Cut ``text`` so that every occurrence of a special string is its own piece.
+
+    The longest special wins where several start at the same place, as in every encoder
+    here; ``"".join`` of the result is ``text``. (Chapter 14 draws a prompt this way.)
+    """
+    return [piece for piece, _ in _split_specials(text, [s for s in specials if s], allow_special=True)]
 
 
 def _check_specials(special_tokens: Sequence[str]) -> list[str]:

@@ -65,6 +65,7 @@ __all__ = [
     "param_groups",
     "draw_windows",
     "estimate_loss",
+    "loss_history",
     "scheduled_sampling",
     "init_distributed",
     "list_checkpoints",
@@ -345,6 +346,22 @@ def estimate_loss(
         dist.all_reduce(t)  # sum over ranks
         total = t / world
     return float(total) / count
+
+
+def loss_history(history: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Split a :class:`Trainer` history (``Trainer.history``) into arrays for plotting.
+
+    Returns:
+        ``{"train_step", "train_loss", "val_step", "val_loss"}`` as lists of floats.
+    """
+    train = [r for r in history if r.get("kind") == "train"]
+    val = [r for r in history if r.get("kind") == "eval"]
+    return {
+        "train_step": [float(r["step"]) for r in train],
+        "train_loss": [float(r["loss"]) for r in train],
+        "val_step": [float(r["step"]) for r in val],
+        "val_loss": [float(r["val_loss"]) for r in val],
+    }
 
 
 def scheduled_sampling(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> Batch:

@@ -70,10 +70,9 @@ def driver():
 def standalone(tmp_path_factory):
     """One page with all eight explorers, made from the shipped checkpoint."""
     from lmcourse import explorers as ex
-    from lmcourse.experiments import trace_generation
+    from lmcourse.experiments import run_pipeline, trace_generation
     from lmcourse.pretrained import load_pretrained
     from lmcourse.sampling import SamplingConfig
-    from lmcourse.widgets.pipeline import run_pipeline
 
     model, tok = load_pretrained("shakespeare-char")
     trace = trace_generation(model, tok, "ROMEO:\n", 12, SamplingConfig(temperature=0.8), 5,
@@ -113,6 +112,8 @@ def _open(driver, page: Path, name: str, own_page: bool = True):
     assert root.get_attribute("data-ready") == "true", f"{name} did not start on {page}"
     data = json.loads(driver.find_element(By.ID, root.get_attribute("id") + "-data").get_attribute("textContent"))
     _no_explorer_errors(driver)
+    notes = root.find_elements(By.CSS_SELECTOR, ":scope > p.lmc-note")
+    assert len(notes) == 1 and "no Python kernel" in notes[0].text, "every explorer shows the one shared note"
     if own_page:
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
@@ -188,7 +189,7 @@ def check_temperature(driver, root, data):
 
 
 def check_decoding(driver, root, data):
-    from lmcourse.plots.decoding import filter_stats
+    from lmcourse.sampling import filter_stats
 
     z = torch.tensor(data["contexts"][0]["logits"])
     after_svg = root.find_element(By.CSS_SELECTOR, "svg.lmc-after")
@@ -256,7 +257,7 @@ def check_generation(driver, root, data):
 
 
 def check_attention_ops(driver, root, data):
-    from lmcourse.plots.kv_cache import attention_ops
+    from lmcourse.long_context import attention_ops
 
     n_max = min(data["max_n"], 20)
     _set(driver, _control(root, "n"), n_max)
@@ -273,8 +274,7 @@ def check_attention_ops(driver, root, data):
 
 
 def check_kv_memory(driver, root, data):
-    from lmcourse.long_context import kv_cache_bytes
-    from lmcourse.plots.kv_cache import format_bytes
+    from lmcourse.long_context import format_bytes, kv_cache_bytes
 
     preset = next(k for k in data["presets"] if "Llama-3-8B" in k)
     Select(_control(root, "preset")).select_by_value(preset)

@@ -13,15 +13,14 @@ from lmcourse import explorers as ex
 from lmcourse.experiments import (
     attention_weights,
     next_token_logits,
+    run_pipeline,
     teacher_forcing_table,
     trace_generation,
 )
-from lmcourse.long_context import kv_cache_bytes
+from lmcourse.long_context import MODEL_PRESETS, kv_cache_bytes
 from lmcourse.model import GPT, GPTConfig
-from lmcourse.plots.kv_cache import MODEL_PRESETS
 from lmcourse.sampling import SamplingConfig
 from lmcourse.tokenization import CharTokenizer
-from lmcourse.widgets.pipeline import run_pipeline
 
 
 @pytest.fixture(scope="module")

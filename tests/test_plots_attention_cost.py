@@ -74,7 +74,7 @@ def test_other_figures():
 
 
 def test_log2_buckets():
-    from lmcourse.plots.attention_cost import log2_buckets
+    from lmcourse.experiments import log2_buckets
 
     ends, means = log2_buckets(list(range(128)))
     assert ends == [1, 2, 4, 8, 16, 32, 64, 128]

@@ -5,12 +5,11 @@ import pytest
 import torch
 
 from lmcourse.plots.decoding import (
-    filter_stats,
     plot_diversity_quality,
     plot_filtering,
     plot_kept_counts,
 )
-from lmcourse.sampling import top_k_filter, top_p_filter
+from lmcourse.sampling import filter_stats, top_k_filter, top_p_filter
 
 LOGITS = torch.tensor([3.0, 2.5, 1.0, 0.5, 0.0, -1.0, -2.0, -4.0])
 VOCAB = list("abcdefgh")

@@ -6,11 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmcourse.long_context import kv_cache_bytes
+from lmcourse.long_context import MODEL_PRESETS, attention_ops, format_bytes, kv_cache_bytes
 from lmcourse.plots.kv_cache import (
-    MODEL_PRESETS,
-    attention_ops,
-    format_bytes,
     plot_attention_ops,
     plot_decode_times,
     plot_kv_memory_vs_context,
@@ -29,8 +26,11 @@ def test_attention_ops_closed_forms(n):
 
 
 def test_attention_ops_rejects_bad_n():
-    for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError):
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="n must be"):
+            attention_ops(bad)
+    for bad in (2.5, True, "3"):  # a wrong type is a TypeError, as everywhere in the package
+        with pytest.raises(TypeError, match="n must be"):
             attention_ops(bad)
 
 

@@ -4,9 +4,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from lmcourse.experiments import attention_patterns
 from lmcourse.model import causal_mask
 from lmcourse.plots.objectives import (
-    attention_patterns,
     plot_attention_patterns,
     plot_training_signals,
 )

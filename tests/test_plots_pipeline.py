@@ -9,9 +9,9 @@ from lmcourse.plots.pipeline import (
     plot_masked_loss,
     plot_text_panel,
     plot_token_strip,
-    split_specials,
     strip_layout,
 )
+from lmcourse.tokenization import split_specials
 
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|im"]
 

@@ -10,10 +10,10 @@ from lmcourse import metrics
 from lmcourse.experiments import teacher_forcing_table
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.plots.training import (
-    loss_history,
     plot_loss_curves,
     plot_teacher_forcing,
 )
+from lmcourse.train import loss_history
 
 
 def _model(V=7, T=16):
@@ -73,7 +73,7 @@ HISTORY = [
 
 def test_loss_history_and_curves():
     h = loss_history(HISTORY)
-    assert h["train_step"].tolist() == [10, 20, 30] and h["val_loss"].tolist() == [2.6, 2.3]
+    assert h["train_step"] == [10, 20, 30] and h["val_loss"] == [2.6, 2.3]
     fig = plot_loss_curves(HISTORY, floor=2.0, reference={"uniform": 4.0}, title="t")
     ax = fig.axes[0]
     ys = [tuple(line.get_ydata()) for line in ax.get_lines()]

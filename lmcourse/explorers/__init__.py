@@ -7,9 +7,11 @@ browser does the rest (softmax at any temperature, the filters, stepping, arithm
 JavaScript lives in ``lmcourse/explorers/js/``: ``common.js`` (controls, bar charts,
 softmax) and one small template per explorer.
 
-The ipywidgets explorers of :mod:`lmcourse.widgets` remain for what needs Python while
-you play (live sampling from the model); their static figures are the pictures shown where
-JavaScript is off.
+One explorer per concept: the same view is a cell output in Jupyter and Colab (call it
+with any model or text there) and part of the built page. Beside each, the chapter draws
+its starting state with :mod:`lmcourse.plots`, the picture shown where JavaScript is off.
+Only what needs Python while you play (sampling new text from the model, a live loss
+curve) is an ipywidget, in :mod:`lmcourse.widgets`.
 
 The eight explorers (what the reader moves; the chapter that shows it):
 
@@ -29,8 +31,8 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
-from ..plots.kv_cache import DTYPE_BYTES, MODEL_PRESETS
-from ..plots.pipeline import STAGES
+from ..experiments import STAGES
+from ..long_context import DTYPE_BYTES, MODEL_PRESETS
 from .view import EXPLORERS, ExplorerView, javascript
 
 __all__ = [
@@ -182,8 +184,7 @@ def teacher_forcing_view(model, tokenizer, text: str, position: int = 0, k: int 
 def generation_view(trace: Any, step: int = 0) -> ExplorerView:
     """Step through a recorded generation (a :class:`lmcourse.experiments.LoopTrace`).
 
-    Record one with :func:`lmcourse.experiments.trace_generation` (or use
-    ``LoopStepper.trace``); the browser shows the text so far, the candidates of each step
+    Record one with :func:`lmcourse.experiments.trace_generation`; the browser shows the text so far, the candidates of each step
     and the token chosen, with play / previous / next.
     """
     if not 0 <= step < trace.n_steps:
@@ -204,7 +205,7 @@ def attention_ops_view(n: int = 16, t: Optional[int] = None, max_n: int = 64) ->
     """Query-key dot products per decode step without (t(t+1)/2) and with (t) a KV cache.
 
     Sliders: the number of steps ``n`` (1..``max_n``) and the step ``t`` drawn as grids
-    (default ``n``). The counts are those of :func:`lmcourse.plots.kv_cache.attention_ops`.
+    (default ``n``). The counts are those of :func:`lmcourse.long_context.attention_ops`.
     """
     t = n if t is None else t
     for name, value in (("n", n), ("t", t), ("max_n", max_n)):
@@ -223,8 +224,8 @@ def kv_memory_view(
 ) -> ExplorerView:
     """KV-cache memory calculator: 2 x L x h_kv x d x n x batch x bytes, computed in the browser.
 
-    Presets are :data:`lmcourse.plots.kv_cache.MODEL_PRESETS`, dtypes
-    :data:`~lmcourse.plots.kv_cache.DTYPE_BYTES`; the result equals
+    Presets are :data:`lmcourse.long_context.MODEL_PRESETS`, dtypes
+    :data:`~lmcourse.long_context.DTYPE_BYTES`; the result equals
     :func:`lmcourse.long_context.kv_cache_bytes`.
     """
     if preset not in MODEL_PRESETS:
@@ -249,7 +250,7 @@ def kv_memory_view(
 
 
 def pipeline_view(trace: Any, stage: int = 2) -> ExplorerView:
-    """Step through one chat request (a :class:`lmcourse.widgets.pipeline.PipelineTrace`).
+    """Step through one chat request (a :class:`lmcourse.experiments.PipelineTrace`).
 
     Stages: request JSON, chat template, prompt token ids, generated tokens (a slider
     streams them), reply and response JSON.

@@ -16,14 +16,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # re-exported: chapter 10 imports them from here
-from ..long_context import global_window_mask, sliding_window_mask, strided_mask
+from ..experiments import log2_buckets
+from ..long_context import BYTE_UNITS, global_window_mask, sliding_window_mask, strided_mask
 from ..model import causal_mask
-from .kv_cache import BYTE_UNITS
 
 __all__ = [
     "plot_attention_cost",
     "plot_long_context_masks",
-    "log2_buckets",
     "plot_position_loss",
 ]
 
@@ -89,29 +88,12 @@ def plot_long_context_masks(T: int = 24, window: int = 6, stride: int = 6, n_glo
     return fig
 
 
-def log2_buckets(values: Sequence[float]) -> tuple[list[int], list[float]]:
-    """Average ``values[t]`` (t = 0, 1, ...) over the context sizes 1, 2, 3-4, 5-8, 9-16, ...
-
-    Returns:
-        ``(ends, means)``: the largest context size of each bucket (1, 2, 4, 8, ...) and the
-        mean of the values whose context size t + 1 falls in it.
-    """
-    y = np.asarray(values, dtype=float)
-    ends, means, prev, end = [], [], 0, 1
-    while prev < len(y):
-        end = min(end, len(y))
-        ends.append(end)
-        means.append(float(y[prev:end].mean()))  # context sizes prev + 1 .. end
-        prev, end = end, 2 * end
-    return ends, means
-
-
 def plot_position_loss(loss_per_position: Sequence[float], block_size: Optional[int] = None) -> plt.Figure:
     """Mean next-token loss (nats) at each position of the context window.
 
     Position t predicts token t + 1 from t + 1 tokens of context, so the curve shows how
     much each extra token of context helps. The thin line is every position; the markers
-    are the averages over the buckets of :func:`log2_buckets`.
+    are the averages over the buckets of :func:`lmcourse.experiments.log2_buckets`.
     """
     y = np.asarray(loss_per_position, dtype=float)
     fig, ax = plt.subplots(figsize=(7.5, 3.4))

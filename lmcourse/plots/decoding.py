@@ -12,50 +12,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..sampling import SamplingConfig, process_logits
+from ..sampling import filter_stats
 from .distribution import token_label
 
 __all__ = [
-    "filter_stats",
     "plot_filtering",
     "plot_diversity_quality",
     "plot_kept_counts",
 ]
-
-
-def filter_stats(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: Optional[int] = None,
-    top_p: Optional[float] = None,
-    min_p: Optional[float] = None,
-) -> dict:
-    """The model's distribution before and after temperature + top-k + top-p + min-p.
-
-    Args:
-        logits: one (V,) next-token logits vector.
-        temperature: > 0 (the explorer never uses greedy; greedy is top_k=1).
-        top_k, top_p, min_p: the filters of :class:`~lmcourse.sampling.SamplingConfig`
-            (None: off).
-    Returns:
-        A dict with ``"before"``: (V,) softmax(logits); ``"after"``: (V,) renormalised
-        probabilities after :func:`~lmcourse.sampling.process_logits` (0 on removed
-        tokens); ``"kept"``: (V,) bool; ``"n_kept"``: int; ``"config"``: the SamplingConfig.
-    """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 here, got {temperature!r}")
-    z = torch.as_tensor(logits).detach().float().cpu().reshape(-1)
-    config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
-    processed = process_logits(z, config)
-    after = torch.softmax(processed, dim=-1)
-    kept = torch.isfinite(processed)
-    return {
-        "before": torch.softmax(z, dim=-1),
-        "after": after,
-        "kept": kept,
-        "n_kept": int(kept.sum()),
-        "config": config,
-    }
 
 
 def plot_filtering(

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..metrics import entropy
+from ..sampling import distribution_stats
 
 
 def token_label(token: str) -> str:
@@ -18,18 +18,6 @@ def token_label(token: str) -> str:
     if not token.strip():
         return repr(token)[1:-1] or "''"
     return token
-
-
-def distribution_stats(logits: torch.Tensor, temperature: float = 1.0) -> dict:
-    """Scaled logits, probabilities and entropy (bits) of one (V,) logits vector at ``temperature``.
-
-    Returns:
-        ``{"scaled": (V,) logits / temperature, "probs": (V,), "entropy_bits": float}``.
-    """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    z = torch.as_tensor(logits).detach().float().cpu().reshape(-1) / temperature
-    return {"scaled": z, "probs": torch.softmax(z, dim=-1), "entropy_bits": entropy(z, "bits").item()}
 
 
 def plot_distribution(

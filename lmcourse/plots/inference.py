@@ -17,9 +17,10 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..long_context import BYTE_UNITS
+
 # re-exported: chapter 11 imports them from here
 from ..speculative import expected_tokens_per_round
-from .kv_cache import BYTE_UNITS
 
 __all__ = [
     "expected_tokens_per_round",

@@ -1,9 +1,7 @@
 """Figures of the KV cache (chapter 7): attention work per step, decode timings, cache memory.
 
-Counting convention of :func:`attention_ops`: at decode step t the context holds t tokens
-and the model produces the next one. Without a cache it re-runs the whole prefix, so causal
-attention computes 1 + 2 + ... + t = t(t+1)/2 query-key dot products (per head and layer);
-with a cache only the newest query is computed, against the t cached keys: t dot products.
+The numbers come from :mod:`lmcourse.long_context` (:func:`~lmcourse.long_context.attention_ops`,
+:func:`~lmcourse.long_context.kv_cache_bytes`); this file only draws them.
 """
 
 from __future__ import annotations
@@ -13,76 +11,13 @@ from typing import Mapping, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..long_context import kv_cache_bytes
+from ..long_context import BYTE_UNITS, DTYPE_BYTES, attention_ops, format_bytes, kv_cache_bytes
 
 __all__ = [
-    "BYTE_UNITS",
-    "DTYPE_BYTES",
-    "MODEL_PRESETS",
-    "attention_ops",
-    "format_bytes",
     "plot_attention_ops",
     "plot_decode_times",
     "plot_kv_memory_vs_context",
 ]
-
-#: bytes per stored element for the usual cache dtypes
-DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16 / bf16": 2, "int8 / fp8": 1}
-
-#: (n_layer, n_kv_head, head_dim) of a few public model architectures (from their configs)
-MODEL_PRESETS: dict[str, tuple[int, int, int]] = {
-    "shakespeare-char (this course, MHA)": (4, 4, 32),
-    "GPT-2 small (MHA)": (12, 12, 64),
-    "Llama-2-7B (MHA)": (32, 32, 128),
-    "Llama-3-8B (GQA, 8 KV heads)": (32, 8, 128),
-    "Falcon-7B (MQA, 1 KV head)": (32, 1, 64),
-    "Llama-2-70B (GQA, 8 KV heads)": (80, 8, 128),
-    "70B shape with MHA (64 KV heads)": (80, 64, 128),
-}
-
-
-def attention_ops(n: int) -> dict[str, np.ndarray]:
-    """Query-key dot products per decode step t = 1..n, without and with a KV cache.
-
-    Returns arrays of length n: ``steps``, ``no_cache`` (t(t+1)/2), ``cache`` (t),
-    ``positions_no_cache`` (t positions recomputed), ``positions_cache`` (1), and the
-    cumulative sums ``cum_no_cache`` (n(n+1)(n+2)/6 at the end) and ``cum_cache``
-    (n(n+1)/2). All counts are per attention head and per layer.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    t = np.arange(1, int(n) + 1, dtype=np.int64)
-    no_cache = t * (t + 1) // 2
-    return {
-        "steps": t,
-        "no_cache": no_cache,
-        "cache": t.copy(),
-        "positions_no_cache": t.copy(),
-        "positions_cache": np.ones_like(t),
-        "cum_no_cache": np.cumsum(no_cache),
-        "cum_cache": np.cumsum(t),
-    }
-
-
-#: bytes in each unit the book prints: decimal (kB ... TB) and binary (KiB ... TiB)
-BYTE_UNITS: dict[str, int] = {
-    "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
-}
-
-
-def format_bytes(n: float, binary: bool = False) -> str:
-    """Human-readable size, the one byte formatter of the package (and of the explorers' JS).
-
-    Decimal by default: 1.34e9 -> ``"1.34 GB"`` (kB, MB, GB, TB are powers of 1000); with
-    ``binary=True`` powers of 1024: 2**30 -> ``"1.00 GiB"``.
-    """
-    units = ("TiB", "GiB", "MiB", "KiB") if binary else ("TB", "GB", "MB", "kB")
-    for unit in units:
-        if abs(n) >= BYTE_UNITS[unit]:
-            return f"{n / BYTE_UNITS[unit]:.2f} {unit}"
-    return f"{int(n)} B"
-
 
 def plot_attention_ops(n: int, axes: Optional[Sequence[plt.Axes]] = None) -> plt.Figure:
     """Two panels for sequence length ``n``: dot products per step, and their running total.

@@ -8,33 +8,10 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
-import torch
 
-from ..model import causal_mask
+from ..experiments import attention_patterns
 
-__all__ = ["attention_patterns", "plot_attention_patterns", "plot_training_signals"]
-
-
-def attention_patterns(T: int, n_source: int) -> dict[str, torch.Tensor]:
-    """Boolean (T, T) "query may attend to key" patterns of three model families.
-
-    * ``"decoder-only (GPT)"``: the causal mask, :func:`lmcourse.model.causal_mask`.
-    * ``"bidirectional (BERT)"``: every position sees every position.
-    * ``"encoder-decoder (T5, BART)"``: the first ``n_source`` positions (the source) see
-      each other fully; each target position sees the whole source and the earlier targets.
-      (In a real encoder-decoder the two parts are separate stacks joined by
-      cross-attention; drawn on one sequence, the allowed pairs are these.)
-    """
-    if not 0 < n_source < T:
-        raise ValueError(f"n_source must be in [1, T-1], got {n_source} for T={T}")
-    causal = causal_mask(T)
-    seq2seq = causal.clone()
-    seq2seq[:n_source, :n_source] = True
-    return {
-        "decoder-only (GPT)": causal,
-        "bidirectional (BERT)": torch.ones(T, T, dtype=torch.bool),
-        "encoder-decoder (T5, BART)": seq2seq,
-    }
+__all__ = ["plot_attention_patterns", "plot_training_signals"]
 
 
 def plot_attention_patterns(

@@ -1,7 +1,8 @@
 """Figures of the chat pipeline: JSON, template string, token strips, masks and per-token loss.
 
 Chapter 14 (from API call to token stream) uses these; the pipeline stepper of
-:mod:`lmcourse.widgets.pipeline` draws its current stage with :func:`plot_pipeline_stage`.
+:func:`lmcourse.experiments.run_pipeline` records a request; :func:`plot_pipeline` draws all
+its stages, :func:`plot_pipeline_stage` one (the static twin of :func:`lmcourse.explorers.pipeline_view`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Any, Optional, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch, Rectangle
 
+from ..experiments import STAGES
+from ..tokenization import split_specials
 from .tokens import visible
 
 __all__ = [
-    "STAGES",
-    "split_specials",
     "strip_layout",
     "plot_token_strip",
     "plot_text_panel",
@@ -25,38 +26,9 @@ __all__ = [
     "plot_masked_loss",
 ]
 
-#: The five stages of a chat request, in order.
-STAGES = ("messages (JSON)", "chat template", "prompt token ids", "generated tokens", "reply")
-
 _SPECIAL_FACE = "0.25"
 _MASK_COLOUR = "tab:red"
 _PASTELS = ("#cfe2f3", "#fce5cd", "#d9ead3", "#ead1dc", "#fff2cc", "#d0e0e3")
-
-
-def split_specials(text: str, specials: Sequence[str]) -> list[str]:
-    """Cut ``text`` into pieces so that every occurrence of a special string is its own piece.
-
-    Longer specials win over shorter ones starting at the same place. ``"".join`` of the
-    result is ``text``.
-    """
-    specials = sorted((s for s in specials if s), key=len, reverse=True)
-    pieces: list[str] = []
-    buf = ""
-    i = 0
-    while i < len(text):
-        hit = next((s for s in specials if text.startswith(s, i)), None)
-        if hit is None:
-            buf += text[i]
-            i += 1
-            continue
-        if buf:
-            pieces.append(buf)
-            buf = ""
-        pieces.append(hit)
-        i += len(hit)
-    if buf:
-        pieces.append(buf)
-    return pieces
 
 
 def _cell_width(shown: str, token_id: Optional[int]) -> float:
@@ -196,7 +168,7 @@ def _stage_title(step: int) -> str:
 
 def plot_pipeline_stage(trace: Any, step: int, width: float = 48.0,
                         ax: Optional[plt.Axes] = None) -> plt.Figure:
-    """Draw one stage of a :class:`lmcourse.widgets.pipeline.PipelineTrace`.
+    """Draw one stage of a :class:`lmcourse.experiments.PipelineTrace`.
 
     Stages: 0 the request JSON, 1 the chat-template string (special markers dark),
     2 the prompt's token ids, 3 the generated tokens, 4 the reassembled reply (response JSON).

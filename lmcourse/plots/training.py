@@ -3,8 +3,9 @@
 :func:`lmcourse.experiments.teacher_forcing_table` computes, for every position, the
 target token, the probability the model gave it and its loss;
 :func:`plot_teacher_forcing` draws the per-position loss bars with one step picked out (the
-static twin of :class:`lmcourse.widgets.training.TeacherForcingStepper`);
-:func:`plot_loss_curves` draws train/val loss against the step from a Trainer ``history``.
+static twin of the :func:`lmcourse.explorers.teacher_forcing_view` explorer);
+:func:`plot_loss_curves` draws train/val loss against the step from a Trainer ``history``
+(split by :func:`lmcourse.train.loss_history`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..train import loss_history
 from .distribution import token_label
 
 __all__ = [
     "plot_teacher_forcing",
-    "loss_history",
     "plot_loss_curves",
 ]
 
@@ -95,22 +96,6 @@ def plot_teacher_forcing(
                       color="tab:red")
     fig.tight_layout()
     return fig
-
-
-def loss_history(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Split a :class:`lmcourse.train.Trainer` history into arrays for plotting.
-
-    Returns:
-        ``{"train_step", "train_loss", "val_step", "val_loss"}`` as 1-D numpy arrays.
-    """
-    train = [r for r in history if r.get("kind") == "train"]
-    val = [r for r in history if r.get("kind") == "eval"]
-    return {
-        "train_step": np.array([r["step"] for r in train], dtype=float),
-        "train_loss": np.array([r["loss"] for r in train], dtype=float),
-        "val_step": np.array([r["step"] for r in val], dtype=float),
-        "val_loss": np.array([r["val_loss"] for r in val], dtype=float),
-    }
 
 
 def plot_loss_curves(

@@ -1,7 +1,11 @@
-"""ipywidgets explorers used in the book; they need a running Python kernel (Jupyter, Colab).
+"""The book's ipywidgets: only what needs a running Python kernel while you play.
 
-Each has a static twin in :mod:`lmcourse.plots` (the figure a reader without a kernel or
-without JavaScript sees) and a browser twin in :mod:`lmcourse.explorers` that runs on the
-built web page with no kernel at all. The ipywidgets versions remain for what needs Python
-while you play, such as sampling new continuations from the model.
+- :class:`lmcourse.widgets.decoding.DecodingExplorer`: the decoding filters on one
+  distribution, with new continuations sampled from the model at every setting (chapter 8).
+- :class:`lmcourse.widgets.training.LiveLossPlot`: the loss curves redrawn while a model
+  trains (chapter 4).
+
+Everything that can be computed once is an in-page explorer of :mod:`lmcourse.explorers`
+instead (it is also a cell output in Jupyter and Colab), with its starting state drawn by
+:mod:`lmcourse.plots` for readers without JavaScript.
 """

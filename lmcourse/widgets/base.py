@@ -1,15 +1,15 @@
-"""What every explorer shares: an ``Output`` area redrawn from its ``figure()``."""
+"""What every live widget shares: an ``Output`` area redrawn from its ``figure()``."""
 
 from __future__ import annotations
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-__all__ = ["Explorer"]
+__all__ = ["LiveWidget"]
 
 
-class Explorer:
-    """Base of the book's ipywidgets explorers.
+class LiveWidget:
+    """Base of the book's ipywidgets, the views that need a running kernel while you play.
 
     A subclass builds its controls, sets ``self.out`` (an ``ipywidgets.Output``),
     ``self.renders = 0`` and ``self.widget`` (the box shown in the notebook), and

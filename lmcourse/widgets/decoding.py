@@ -15,13 +15,14 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..experiments import next_token_logits
 from ..generate import generate
-from ..plots.decoding import filter_stats, plot_filtering
-from .base import Explorer
-from .distribution import next_token_logits
+from ..plots.decoding import plot_filtering
+from ..sampling import filter_stats
+from .base import LiveWidget
 
 
-class DecodingExplorer(Explorer):
+class DecodingExplorer(LiveWidget):
     """An ipywidgets explorer of temperature / top-k / top-p on one next-token distribution.
 
     Args:

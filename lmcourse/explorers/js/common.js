@@ -101,7 +101,7 @@
     if (t.trim() === "") return JSON.stringify(t).slice(1, -1) || "''";
     return t;
   };
-  /* Decimal byte sizes, the rule of lmcourse.plots.kv_cache.format_bytes. */
+  /* Decimal byte sizes, the rule of lmcourse.long_context.format_bytes. */
   LMC.formatBytes = function (n) {
     var units = [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
     for (var i = 0; i < units.length; i++) if (Math.abs(n) >= units[i][1]) return (n / units[i][1]).toFixed(2) + " " + units[i][0];
@@ -165,9 +165,12 @@
       ".lmc-explorer .lmc-tok small{display:block;color:#555;font-size:10px;text-align:center}" +
       ".lmc-explorer .lmc-special{background:#333;color:#fff}.lmc-explorer .lmc-special small{color:#e6e6e6}" +
       ".lmc-explorer .lmc-hl{background:#ffd59e;font-weight:700}" +
-      ".lmc-explorer .lmc-muted{color:#666}";
+      ".lmc-explorer .lmc-muted{color:#666}" +
+      ".lmc-explorer .lmc-note{font-size:12px;margin:8px 0 0}";
     document.head.appendChild(LMC.h("style", { id: "lmc-style", text: css }));
   };
+  LMC.NOTE = "Runs in your browser from numbers stored in the page: no Python kernel, no network. " +
+    "Mouse or keyboard (arrow keys, Home, End).";
   /* Start the explorer whose container has id `id`; its JSON sits in <script id="<id>-data">. */
   LMC.boot = function (id) {
     var root = document.getElementById(id);
@@ -177,6 +180,8 @@
     var fallback = root.querySelector(".lmc-fallback");
     if (fallback) fallback.remove();
     LMC.guard(LMC.explorers[root.getAttribute("data-explorer")])(root, data);
+    /* the one "how this works" line every explorer shows, so no chapter repeats it */
+    root.appendChild(LMC.h("p", { "class": "lmc-note lmc-muted", text: LMC.NOTE }));
     root.setAttribute("data-ready", "true");
   };
   window.LMC = LMC;

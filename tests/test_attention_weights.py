@@ -3,9 +3,9 @@
 import matplotlib.pyplot as plt
 import torch
 
+from lmcourse.experiments import attention_weights
 from lmcourse.model import GPT, GPTConfig
 from lmcourse.plots.attention import plot_attention, plot_mask
-from lmcourse.widgets.attention import AttentionExplorer, attention_weights
 
 
 def _setup():
@@ -24,27 +24,13 @@ def test_weights_are_causal_rows_summing_to_one():
     assert torch.all(w.triu(diagonal=1) == 0)
 
 
-def test_widget_builds_and_updates_on_change():
-    model, idx, tokens = _setup()
-    ex = AttentionExplorer(model, idx, tokens)
-    assert ex.query.value == 6 and ex.renders == 1
-    before = ex.current().clone()
-    ex.head.value = 1
-    assert ex.renders == 2
-    assert not torch.equal(before, ex.current())
-    ex.query.value = 2
-    ex.layer.value = 1
-    assert ex.renders == 4
-    assert torch.equal(ex.current(), ex.weights[1, 1])
-
-
 def test_static_figures():
     model, idx, tokens = _setup()
-    ex = AttentionExplorer(model, idx, tokens, query=3)
-    fig = ex.figure()
+    w = attention_weights(model, idx)
+    fig = plot_attention(w[1, 0], tokens, query=3, title="layer 1, head 0")
     assert len(fig.axes) >= 2  # matrix (+ colorbar) and the bar chart of the selected row
     plt.close(fig)
-    fig = plot_attention(ex.current(), tokens)
+    fig = plot_attention(w[0, 1], tokens)
     assert fig.axes
     plt.close(fig)
     fig = plot_mask(5)

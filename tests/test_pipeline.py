@@ -1,4 +1,4 @@
-"""The pipeline stepper runs a real request end to end, headless, and follows its control."""
+"""Chapter 14's request pipeline: a real request end to end, its reassembly and its figure."""
 
 import json
 
@@ -6,11 +6,11 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from lmcourse.chat import apply_chat_template
+from lmcourse.chat import apply_chat_template, end_marker, reassemble
+from lmcourse.experiments import STAGES, run_pipeline
 from lmcourse.model import GPT, GPTConfig
-from lmcourse.plots.pipeline import STAGES, plot_pipeline
+from lmcourse.plots.pipeline import plot_pipeline, plot_pipeline_stage
 from lmcourse.tokenization import CharTokenizer
-from lmcourse.widgets.pipeline import PipelineStepper, reassemble, run_pipeline
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 
@@ -52,24 +52,16 @@ def test_run_pipeline_records_every_stage():
     plt.close(fig)
 
 
-def test_stepper_builds_and_follows_its_control():
+def test_every_stage_draws_alone():
     model, tok = _model_tok()
     trace = run_pipeline(MESSAGES, model, tok, max_new_tokens=5)
-    st = PipelineStepper(trace)
-    assert st.renders == 1 and st.step == 2 and st.stage == STAGES[2]
-    st.slider.value = 0  # as a user would
-    assert st.renders == 2 and st.step == 0 and "messages" in st.info.value
-    st.update(4)
-    assert st.renders == 3 and st.slider.value == 4
-    st.update(4)  # same value still redraws
-    assert st.renders == 4
     for step in range(len(STAGES)):
-        st.update(step)
-        fig = st.figure()
-        assert fig.axes
+        fig = plot_pipeline_stage(trace, step)
+        assert STAGES[step] in fig.axes[0].get_title(loc="left")
         plt.close(fig)
     with pytest.raises(ValueError):
-        st.update(len(STAGES))
+        plot_pipeline_stage(trace, len(STAGES))
+    assert end_marker("chatml") == "<|im_end|>"
 
 
 def test_sft_batch_keeps_only_assistant_targets():
