@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils import benchmark
 
+from .beam import beam_search
 from .chat import apply_chat_template, encode_chat, end_marker, reassemble
 from .data import MarkovSource
 from .generate import generate
@@ -58,6 +59,8 @@ __all__ = [
     "STAGES",
     "PipelineTrace",
     "run_pipeline",
+    "DECODING_SHOWCASE",
+    "decoding_showcase",
 ]
 
 
@@ -864,3 +867,35 @@ def run_pipeline(
         finish_reason=finish,
         response_json=json.dumps(response, indent=2),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 5c: the decoding methods of chapter 8 on a real checkpoint
+# --------------------------------------------------------------------------------------
+
+#: the sampled settings the showcase runs (besides greedy's twin, 4-beam search)
+DECODING_SHOWCASE: dict[str, SamplingConfig] = {
+    "greedy": SamplingConfig(temperature=0),
+    "temperature 0.7, top-p 0.9": SamplingConfig(temperature=0.7, top_p=0.9),
+    "top-k 40": SamplingConfig(top_k=40),
+}
+
+
+def decoding_showcase(model, tokenizer: Any, prompt: str, max_new_tokens: int = 40,
+                      seed: int = 0, num_beams: int = 4) -> dict[str, str]:
+    """Continue ``prompt`` with every setting of :data:`DECODING_SHOWCASE` and with beam search.
+
+    Each sampled setting draws from its own generator seeded with ``seed`` (on the model's
+    device), so the texts are reproducible. Returns ``{setting name: continuation}`` (the
+    prompt not repeated), the beam-search result under ``"beam search, <n> beams"``.
+    ``scripts/record_gpt2_outputs.py`` stores what GPT-2 gives, for the offline book.
+    """
+    ids = tokenizer.encode(prompt)
+    out: dict[str, str] = {}
+    for name, sampling in DECODING_SHOWCASE.items():
+        gen = torch.Generator(device=model.device).manual_seed(seed)
+        result = generate(model, ids, max_new_tokens, sampling, tokenizer=tokenizer, generator=gen)
+        out[name] = result.text[0]
+    beams = beam_search(model, ids, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    out[f"beam search, {num_beams} beams"] = tokenizer.decode(list(beams.sequences[0][len(ids):]))
+    return out

@@ -185,4 +185,6 @@ def from_pretrained_hf(name_or_path: str, **kwargs: Any) -> tuple[GPT, Any]:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError, TypeError):  # no tokenizer files next to the weights
         tokenizer = None
+    if tokenizer is not None and not getattr(tokenizer, "vocab_size", 0):
+        tokenizer = None  # newer transformers build an empty tokenizer when the files are missing
     return model.eval(), tokenizer
