@@ -30,13 +30,13 @@ import contextlib
 import math
 import sys
 import warnings
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import torch
 
 __all__ = [
     "check", "checks_done", "begin_cell", "cell_results", "cell_complete",
-    "check_tensor", "check_float", "call_many", "value_and_grad",
+    "check_tensor", "check_float", "call_many", "value_and_grad", "run_visible", "all_visible",
 ]
 
 # the checks of the test cell being run: dicts with name, points, passed, message
@@ -120,6 +120,26 @@ def checks_done() -> None:
     print(f"{earned:g} of {total:g} points in these checks")
     if failed:
         raise AssertionError("failed checks: " + "; ".join(failed))
+
+
+VisibleChecks = Mapping[str, tuple[float, Callable[[], Any]]]
+
+
+def run_visible(checks: VisibleChecks) -> None:
+    """Run a test cell's visible checks ``{name: (points, function)}``, each as its own :func:`check`.
+
+    Each function asserts (through :func:`check_tensor` and the like) and returns True; a
+    failing one fails only its own check.
+    """
+    for name, (points, f) in checks.items():
+        with check(name, points):
+            f()
+
+
+def all_visible(checks: VisibleChecks) -> Callable[[], bool]:
+    """One function for the Summary cell's ``VISIBLE_TESTS``: every function of ``checks``, in
+    order, raising on the first failure (True when all pass)."""
+    return lambda: all(f() for _, f in checks.values())
 
 
 def call_many(func: Callable, calls: Iterable[tuple[tuple, dict]]) -> list:

@@ -23,7 +23,16 @@ import nbformat
 import pytest
 import torch
 
-from lmcourse.grading import call_many, check_float, check_tensor, value_and_grad
+from lmcourse.grading import (
+    all_visible,
+    begin_cell,
+    call_many,
+    cell_results,
+    check_float,
+    check_tensor,
+    run_visible,
+    value_and_grad,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -86,6 +95,23 @@ def test_call_many_and_value_and_grad_locally():
     x = torch.tensor([1.0, 2.0], requires_grad=True)
     y, (gx,) = value_and_grad(lambda a, k: (a * a).sum() * k, x, 3.0)
     assert float(y) == 15.0 and gx.tolist() == [6.0, 12.0]
+
+
+def test_run_visible_and_all_visible():
+    """Each visible function is its own check; all_visible runs them all, raising on a failure."""
+    def bad():
+        raise AssertionError("wrong")
+
+    visible = {"first": (0.5, lambda: True), "second": (0.25, bad), "third": (0.25, lambda: True)}
+    begin_cell()
+    run_visible(visible)
+    assert [(r["name"], r["points"], r["passed"], r["message"]) for r in cell_results()] == [
+        ("first", 0.5, True, ""), ("second", 0.25, False, "wrong"), ("third", 0.25, True, "")]
+    begin_cell()
+    assert all_visible({"a": (1, lambda: True)})() is True
+    with pytest.raises(AssertionError, match="wrong"):
+        all_visible(visible)()
+    assert cell_results() == []
 
 
 def test_helpers_are_quiet():

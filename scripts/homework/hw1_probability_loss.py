@@ -99,7 +99,7 @@ def log_softmax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
 import torch.nn.functional as F
 
 import lmcourse.metrics as ref
-from lmcourse.grading import check, check_float, check_tensor, checks_done
+from lmcourse.grading import all_visible, check, check_float, check_tensor, checks_done, run_visible
 
 TOL = {torch.float32: (1e-5, 1e-5), torch.float64: (1e-12, 1e-10)}  # (atol, rtol)
 
@@ -138,18 +138,6 @@ def _lsm_properties():
     check_tensor("exp(log_softmax(z)).sum(-1)", log_softmax(z).exp().sum(-1), torch.ones(2, 3), 1e-5, 1e-5, on="seed 0: probabilities sum to 1")
     check_tensor("log_softmax(z + 100)", log_softmax(z + 100.0), log_softmax(z), 1e-4, 1e-5, on="shift invariance")
     return True
-
-
-def run_visible(checks):
-    """Run the visible checks {name: (points, function)} of a test cell, each as its own check."""
-    for name, (points, f) in checks.items():
-        with check(name, points):
-            f()
-
-
-def all_visible(checks):
-    """One function for the summary cell: every visible check of a test cell, raising on failure."""
-    return lambda: all(f() for _, f in checks.values())
 
 
 _VISIBLE = {"matches F.log_softmax on two dims (visible)": (0.5, _lsm_values),

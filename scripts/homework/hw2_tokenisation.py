@@ -126,7 +126,7 @@ import random
 
 import lmcourse.tokenization as ref
 from lmcourse.data import shakespeare_text
-from lmcourse.grading import check, checks_done
+from lmcourse.grading import all_visible, check, checks_done, run_visible
 
 SHAKESPEARE = shakespeare_text()
 
@@ -162,18 +162,6 @@ def _equal(name, got, expected, on):
         assert len(got) == len(expected), f"{where}: expected {len(expected)} items, got {len(got)}"
     else:
         assert _same(got, expected), f"{where}: expected {expected!r}, got {got!r}"
-
-
-def run_visible(checks):
-    """Run the visible checks {name: (points, function)} of a test cell, each as its own check."""
-    for name, (points, f) in checks.items():
-        with check(name, points):
-            f()
-
-
-def all_visible(checks):
-    """One function for the summary cell: every visible check of a test cell, raising on failure."""
-    return lambda: all(f() for _, f in checks.values())
 
 
 def unchanged(name, before, after):

@@ -76,19 +76,7 @@ def causal_mask(T: int) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "test_causal_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention", "baddbmm"]}
 import lmcourse.model as ref
-from lmcourse.grading import check, check_tensor, checks_done
-
-
-def run_visible(checks):
-    """Run the visible checks {name: (points, function)} of a test cell, each as its own check."""
-    for name, (points, f) in checks.items():
-        with check(name, points):
-            f()
-
-
-def all_visible(checks):
-    """One function for the summary cell: every visible check of a test cell, raising on failure."""
-    return lambda: all(f() for _, f in checks.values())
+from lmcourse.grading import all_visible, check, check_tensor, checks_done, run_visible
 
 
 def _mask_values():
