@@ -17,7 +17,10 @@ A cell may take its source from another homework: a line
 ``### SOLUTION FROM <hw>:<grade_id>`` is replaced by the source of the cell with that
 ``grade_id`` in ``scripts/homework/<hw>.py`` (solution markers kept, so nbgrader clears the
 solution in the release as usual). The capstone uses it so that the official solutions of
-the pieces a student pastes in are written once, in their own homework. In such a cell a
+the pieces a student pastes in are written once, in their own homework. An injection line
+that itself stands inside a ``### BEGIN SOLUTION`` region (HW4's GPT cell, one solution
+region holding HW3b's classes) gets the cell without its markers, since nbgrader regions do
+not nest. In such a cell a
 ``# ruff: noqa`` line (the source file names functions that only the injection defines) is
 for the source file only and is dropped.
 """
@@ -102,6 +105,7 @@ def inject_summary(nb: nbformat.NotebookNode) -> None:
     cells += [md, code]
 
 
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 INJECT = re.compile(r"^### SOLUTION FROM (\w+):(\S+)[ \t]*$", re.MULTILINE)
 
 
@@ -115,7 +119,8 @@ def cell_source(hw: str, grade_id: str) -> str:
 
 
 def inject_solutions(source: str, seen: tuple = ()) -> str:
-    """Replace every ``### SOLUTION FROM <hw>:<grade_id>`` line by that cell's source."""
+    """Replace every ``### SOLUTION FROM <hw>:<grade_id>`` line by that cell's source (without
+    its solution markers where the line stands inside a solution region)."""
     def one(match: re.Match) -> str:
         hw, grade_id = match.group(1), match.group(2)
         if hw in seen:
@@ -124,8 +129,22 @@ def inject_solutions(source: str, seen: tuple = ()) -> str:
             raise ValueError(f"### SOLUTION FROM {hw}:{grade_id}: no homework {hw}")
         return cell_source(hw, grade_id)
 
-    source = "\n".join(line for line in source.split("\n") if not line.startswith("# ruff: noqa"))
-    return INJECT.sub(one, source)
+    lines, in_solution = [], False
+    for line in source.split("\n"):
+        if line.startswith("# ruff: noqa"):
+            continue
+        marker = line.strip()
+        if marker in (BEGIN, END):
+            in_solution = marker == BEGIN
+        elif in_solution and INJECT.match(line):
+            line = without_markers(INJECT.sub(one, line))
+        lines.append(line)
+    return INJECT.sub(one, "\n".join(lines))
+
+
+def without_markers(source: str) -> str:
+    """``source`` without its ``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines."""
+    return "\n".join(line for line in source.split("\n") if line.strip() not in (BEGIN, END))
 
 
 def notebook(name: str) -> nbformat.NotebookNode:

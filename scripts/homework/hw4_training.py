@@ -82,6 +82,7 @@ import os
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 torch.set_num_threads(1)  # the models here are tiny: one CPU thread is fastest (and fair on a shared machine)
 VISIBLE_TESTS = {}  # name -> function re-run by the summary cell at the end
@@ -128,8 +129,6 @@ def batch_at(data: torch.Tensor, starts: torch.Tensor, block_size: int):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_batch_at", "locked": true, "points": 2, "schema_version": 3, "solution": false} lmcourse={"allow": ["lmcourse.model"], "block_ops": ["cross_entropy_loss", "nll_loss", "nll_loss_nd", "nll_loss2d", "nll_loss_forward", "lerp", "lerp_", "_foreach_lerp", "_foreach_lerp_", "_fused_adam", "_fused_adam_", "_fused_adamw", "_fused_adamw_", "linalg_vector_norm", "norm", "linalg_norm", "frobenius_norm", "_foreach_norm"]}
-import torch.nn.functional as F
-
 import lmcourse.data as ref_data
 import lmcourse.metrics as ref_metrics
 from lmcourse.grading import (
@@ -1103,100 +1102,20 @@ checks_done()
 # Paste your GPT from HW3b here (the classes it needs; RefModule is defined at the top),
 # replacing the two lines below: until then this cell raises NotImplementedError.
 ### BEGIN SOLUTION
-class LayerNorm(RefModule):
-    """LayerNorm from tensor operations: (x - mean) / sqrt(var + eps) * weight + bias."""
-
-    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
-
-    def forward(self, x):
-        mean = x.mean(-1, keepdim=True)
-        var = (x - mean).pow(2).mean(-1, keepdim=True)  # biased variance, as nn.LayerNorm
-        y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
-        return y if self.bias is None else y + self.bias
+# ruff: noqa: F821 - in this source file HW3b's classes are "### SOLUTION FROM" lines (scripts/build_homework.py)
+### SOLUTION FROM hw3b_transformer:layernorm
 
 
-class MLP(RefModule):
-    """Linear -> GELU (tanh form) -> Linear."""
-
-    def __init__(self, n_embd: int, hidden=None, bias: bool = True):
-        super().__init__()
-        hidden = hidden or 4 * n_embd
-        self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
-        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
-
-    def forward(self, x):
-        h = self.c_fc(x)
-        h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
-        return self.c_proj(h)
+### SOLUTION FROM hw3b_transformer:mlp
 
 
-class CausalSelfAttention(RefModule):
-    """Multi-head causal self-attention with one fused q, k, v projection."""
-
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True):
-        super().__init__()
-        self.n_head = n_head
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        H, D = self.n_head, C // self.n_head
-        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))  # (B, H, T, D)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(D)  # (B, H, T, T)
-        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-        weights = scores.masked_fill(future, float("-inf")).softmax(dim=-1)
-        return self.c_proj((weights @ v).transpose(1, 2).reshape(B, T, C))
+### SOLUTION FROM hw3b_transformer:attention
 
 
-class Block(RefModule):
-    """Pre-norm residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
-
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, eps: float = 1e-5):
-        super().__init__()
-        self.ln_1 = LayerNorm(n_embd, eps, bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, bias)
-        self.ln_2 = LayerNorm(n_embd, eps, bias)
-        self.mlp = MLP(n_embd, bias=bias)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+### SOLUTION FROM hw3b_transformer:block
 
 
-class GPT(RefModule):
-    """Token + position embeddings, n_layer blocks, final LayerNorm, tied LM head."""
-
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
-                 bias: bool = True, tie_weights: bool = True, eps: float = 1e-5):
-        super().__init__()
-        self.block_size = block_size
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList(Block(n_embd, n_head, bias, eps) for _ in range(n_layer)),
-            ln_f=LayerNorm(n_embd, eps, bias),
-        ))
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        if tie_weights:
-            self.lm_head.weight = self.transformer.wte.weight
-        for name, p in self.named_parameters():  # GPT-2 initialisation
-            if p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * n_layer) if name.endswith("c_proj.weight") else 0.02
-                nn.init.normal_(p, 0.0, std)
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
-
-    def forward(self, idx):
-        T = idx.size(1)
-        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(T, device=idx.device))
-        for block in self.transformer.h:
-            x = block(x)
-        return self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+### SOLUTION FROM hw3b_transformer:gpt
 ### END SOLUTION
 
 # %% nbgrader={"grade": false, "grade_id": "recipe_defaults", "locked": true, "schema_version": 3, "solution": false}
