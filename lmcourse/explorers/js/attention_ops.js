@@ -22,7 +22,8 @@
     function grid(svg, t, cached, title) {  // rows = queries computed at this step, columns = keys
       var cell = Math.max(3, Math.min(18, Math.floor(220 / t))), size = cell * t + 30;
       svg.textContent = "";
-      LMC.set(svg, { viewBox: "0 0 " + (size + 10) + " " + (size + 10), width: size + 10, height: size + 10, role: "img" });
+      var w = Math.max(size + 10, 250);  // room for the title even when t is small
+      LMC.set(svg, { viewBox: "0 0 " + w + " " + (size + 10), width: w, height: size + 10, role: "img" });
       svg.appendChild(LMC.s("title", {}, title));
       svg.appendChild(LMC.s("text", { x: 4, y: 14, "font-size": 12 }, title));
       for (var i = 0; i < t; i++) for (var j = 0; j <= i; j++) {
@@ -40,7 +41,7 @@
       r.total_cache.textContent = LMC.int(totalKv);
       r.ratio.textContent = (totalNo / totalKv).toFixed(1);
       grid(gridNo, t, false, "no cache: recompute all t rows");
-      grid(gridKv, t, true, "KV cache: only the newest row (grey: cached)");
+      grid(gridKv, t, true, "KV cache: newest row only (grey: reused)");
       var steps = []; for (var k = 1; k <= n; k++) steps.push(k);
       LMC.bars(bars, steps.map(function (k) {
         return { label: k, value: k * (k + 1) / 2, color: k === t ? "#d62728" : "#f4a6a6", selected: k === t, title: "step " + k + " without cache" };
