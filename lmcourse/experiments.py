@@ -36,6 +36,7 @@ from torch.utils import benchmark
 
 from .beam import beam_search
 from .chat import apply_chat_template, encode_chat, end_marker, reassemble
+from .checks import require_int
 from .data import MarkovSource
 from .generate import generate
 from .model import causal_mask, eval_mode, scaled_dot_product_attention
@@ -202,8 +203,9 @@ def trace_generation(
         generator: ``torch.Generator`` for the draws, on any device.
     """
     ids = list(tokenizer.encode(prompt))
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1 or not ids:
-        raise ValueError(f"trace_generation needs a non-empty prompt and n_steps >= 1, got n_steps={n_steps!r}")
+    require_int("n_steps", n_steps, minimum=1)
+    if not ids:
+        raise ValueError("trace_generation needs a prompt that encodes to at least one token")
     if len(ids) + n_steps > model.config.block_size:
         raise ValueError(
             f"prompt ({len(ids)} tokens) + n_steps ({n_steps}) exceeds block_size={model.config.block_size}"
@@ -347,8 +349,7 @@ def exposure_bias_control(
     from .train import TrainConfig, Trainer
 
     for name, value in (("iters", iters), ("train_tokens", train_tokens), ("n_samples", n_samples), ("rare", rare)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        require_int(name, value, minimum=1)
     source = MarkovSource(vocab_size, order=order, seed=seed, concentration=concentration)
     g = torch.Generator().manual_seed(seed)
     train_ids, val_ids = source.sample(train_tokens, g), source.sample(20_000, g)
@@ -437,8 +438,7 @@ def copy_task_retrieval(
 
     for name, value in (("steps", steps), ("facts", facts), ("batch_size", batch_size), ("n_questions", n_questions),
                         ("store_size", store_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        require_int(name, value, minimum=1)
     if n_questions > store_size * facts:
         raise ValueError(f"n_questions must be <= store_size * facts = {store_size * facts}, got {n_questions}")
     rng = np.random.default_rng(seed)
@@ -606,8 +606,7 @@ def measure_attention_cost(
         ``weights_bytes``, the size of one (batch, n_head, T, T) fp32 tensor, computed;
         ``max_abs_diff`` between the outputs.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    require_int("repeats", repeats, minimum=1)
     gen = torch.Generator().manual_seed(seed)
     res: dict[str, list[float]] = {
         k: []

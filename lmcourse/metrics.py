@@ -18,6 +18,8 @@ from typing import Optional, Union
 
 import torch
 
+from .checks import require_int
+
 __all__ = [
     "log_softmax",
     "sequence_log_prob",
@@ -262,7 +264,6 @@ def distinct_n(samples, n: int) -> float:
     ``text.split()`` for words). 1 means no n-gram ever repeats; near 0, the samples keep
     saying the same thing. Returns 0 when there is no n-gram at all.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    require_int("n", n, minimum=1)
     grams = [tuple(s[i : i + n]) for s in samples for i in range(len(s) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0

@@ -28,9 +28,10 @@ def test_exposure_bias_control_rare_share_counts_states():
     assert out["rare_share_own"] == out["rare_share_data"] == 1.0
 
 
-@pytest.mark.parametrize("kwargs", [{"iters": 0}, {"train_tokens": 1.5}, {"n_samples": True}])
-def test_exposure_bias_control_rejects_bad_sizes(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, error", [({"iters": 0}, ValueError), ({"train_tokens": 1.5}, TypeError),
+                                           ({"n_samples": True}, TypeError)])
+def test_exposure_bias_control_rejects_bad_sizes(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
         exposure_bias_control(**kwargs)
 
 

@@ -87,6 +87,10 @@ def test_temperature_and_decoding_data_are_the_models_logits(model_tok):
         ex.temperature_view(model, tok, "abc", temperature=5.0)
     with pytest.raises(ValueError, match="contexts"):
         ex.temperature_view(model, tok, [])
+    with pytest.raises(TypeError, match="top_k"):
+        ex.decoding_view(model, tok, "abc", top_k=2.5)
+    with pytest.raises(TypeError, match="temperature"):
+        ex.temperature_view(model, tok, "abc", temperature="1")
 
 
 def test_attention_data_are_the_models_weights(model_tok):
@@ -135,8 +139,11 @@ def test_generation_data_are_the_recorded_trace(model_tok):
 def test_formula_explorers_get_the_formulas_inputs():
     d = _payload(ex.attention_ops_view(n=20, t=7, max_n=40))
     assert d == {"n": 20, "t": 7, "max_n": 40}
-    for bad in ({"n": 0}, {"n": 5, "t": 6}, {"n": 50, "max_n": 40}, {"n": True}):
+    for bad in ({"n": 0}, {"n": 5, "t": 6}, {"n": 50, "max_n": 40}):
         with pytest.raises(ValueError):
+            ex.attention_ops_view(**bad)
+    for bad in ({"n": True}, {"t": 2.0}, {"max_n": "40"}):  # a wrong type is a TypeError
+        with pytest.raises(TypeError, match=next(iter(bad))):
             ex.attention_ops_view(**bad)
     d = _payload(ex.kv_memory_view(preset="GPT-2 small (MHA)", context=8192, dtype="fp32", batch=2))
     assert d["presets"] == {k: list(v) for k, v in MODEL_PRESETS.items()}

@@ -167,3 +167,5 @@ def test_distinct_n():
     assert distinct_n(["a"], 2) == 0.0
     with pytest.raises(ValueError):
         distinct_n(["ab"], 0)
+    with pytest.raises(TypeError, match="n must be"):
+        distinct_n(["ab"], 2.0)

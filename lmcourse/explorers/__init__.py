@@ -31,6 +31,7 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
+from ..checks import require_int, require_real
 from ..experiments import STAGES
 from ..long_context import DTYPE_BYTES, MODEL_PRESETS
 from .view import EXPLORERS, ExplorerView, javascript
@@ -63,8 +64,7 @@ def _vocab(tokenizer: Any, size: int) -> list[str]:
 
 
 def _check_temperature(temperature: float, low: float, high: float) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low <= temperature <= high:
-        raise ValueError(f"temperature must be a number in [{low}, {high}], got {temperature!r}")
+    require_real("temperature", temperature, low, high)  # the slider's range
 
 
 def logits_data(model, tokenizer, contexts: Union[str, Sequence[str]]) -> dict:
@@ -94,8 +94,7 @@ def temperature_view(
     in bits and the mass of the other tokens.
     """
     _check_temperature(temperature, 0.1, 3.0)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    require_int("k", k, minimum=1)
     data = logits_data(model, tokenizer, contexts)
     data.update(k=min(k, len(data["vocab"])), temperature=float(temperature))
     return ExplorerView("temperature", data)
@@ -121,12 +120,9 @@ def decoding_view(
     _check_temperature(temperature, 0.05, 2.5)
     data = logits_data(model, tokenizer, contexts)
     V = len(data["vocab"])
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= V:
-        raise ValueError(f"top_k must be an integer in [0, {V}] (0 = off), got {top_k!r}")
-    if not 0.05 <= top_p <= 1.0:
-        raise ValueError(f"top_p must be in [0.05, 1] (1 = off), got {top_p!r}")
-    if not 0.0 <= min_p <= 1.0:
-        raise ValueError(f"min_p must be in [0, 1] (0 = off), got {min_p!r}")
+    require_int("top_k (0 = off)", top_k, 0, V)
+    require_real("top_p (1 = off)", top_p, 0.05, 1.0)
+    require_real("min_p (0 = off)", min_p, 0.0, 1.0)
     data.update(k=min(k, V), temperature=float(temperature), top_k=top_k, top_p=float(top_p),
                 min_p=float(min_p))
     return ExplorerView("decoding", data)
@@ -209,8 +205,7 @@ def attention_ops_view(n: int = 16, t: Optional[int] = None, max_n: int = 64) ->
     """
     t = n if t is None else t
     for name, value in (("n", n), ("t", t), ("max_n", max_n)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        require_int(name, value, minimum=1)
     if not t <= n <= max_n:
         raise ValueError(f"need 1 <= t <= n <= max_n, got t={t}, n={n}, max_n={max_n}")
     return ExplorerView("attention_ops", {"n": n, "t": t, "max_n": max_n})
@@ -234,8 +229,7 @@ def kv_memory_view(
         raise ValueError(f"context must be one of {KV_CONTEXTS}, got {context!r}")
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {list(DTYPE_BYTES)}, got {dtype!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1024:
-        raise ValueError(f"batch must be an integer in [1, 1024], got {batch!r}")
+    require_int("batch", batch, 1, 1024)
     data = {
         "presets": {k: list(v) for k, v in MODEL_PRESETS.items()},
         "dtypes": dict(DTYPE_BYTES),

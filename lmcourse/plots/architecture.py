@@ -13,6 +13,8 @@ from typing import Any, Optional, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from ..checks import require_int
+
 __all__ = ["block_labels", "plot_gpt_block", "plot_residual_stream"]
 
 _COLORS = {"embed": "#dbe9f6", "norm": "#fde9c8", "attn": "#f8d0d0", "mlp": "#d5ecd4",
@@ -142,10 +144,7 @@ def plot_residual_stream(n_layer: int, norms: Optional[Sequence[float]] = None,
     Returns:
         The matplotlib figure (one axes, no ticks).
     """
-    if isinstance(n_layer, bool) or not isinstance(n_layer, int):
-        raise TypeError(f"n_layer must be an int, got {type(n_layer).__name__}")
-    if not 1 <= n_layer <= 12:
-        raise ValueError(f"n_layer must be between 1 and 12, got {n_layer}")
+    require_int("n_layer", n_layer, 1, 12)
     if norms is not None and len(norms) != n_layer + 1:
         raise ValueError(f"norms must have n_layer + 1 = {n_layer + 1} values, got {len(norms)}")
     fig, ax = plt.subplots(figsize=figsize)
