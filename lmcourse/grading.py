@@ -125,12 +125,18 @@ def checks_done() -> None:
 VisibleChecks = Mapping[str, tuple[float, Callable[[], Any]]]
 
 
-def run_visible(checks: VisibleChecks) -> None:
+def run_visible(checks: VisibleChecks, visible_tests: Optional[dict] = None, key: Optional[str] = None) -> None:
     """Run a test cell's visible checks ``{name: (points, function)}``, each as its own :func:`check`.
 
     Each function asserts (through :func:`check_tensor` and the like) and returns True; a
-    failing one fails only its own check.
+    failing one fails only its own check. With ``visible_tests`` (the notebook's
+    ``VISIBLE_TESTS``, re-run by the Summary cell) and ``key``, ``all_visible(checks)`` is
+    first stored there under ``key``.
     """
+    if visible_tests is not None:
+        if not key:
+            raise ValueError("run_visible: visible_tests needs a key")
+        visible_tests[key] = all_visible(checks)
     for name, (points, f) in checks.items():
         with check(name, points):
             f()

@@ -107,6 +107,10 @@ def test_run_visible_and_all_visible():
     run_visible(visible)
     assert [(r["name"], r["points"], r["passed"], r["message"]) for r in cell_results()] == [
         ("first", 0.5, True, ""), ("second", 0.25, False, "wrong"), ("third", 0.25, True, "")]
+    summary = {}
+    begin_cell()
+    run_visible({"fourth": (1, lambda: True)}, summary, "group")
+    assert [r["name"] for r in cell_results()] == ["fourth"] and summary["group"]() is True
     begin_cell()
     assert all_visible({"a": (1, lambda: True)})() is True
     with pytest.raises(AssertionError, match="wrong"):

@@ -209,12 +209,10 @@ class GPT(RefModule):
     def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, bias=True, tie_weights=True, eps=1e-5):
         super().__init__()
         self.block_size = block_size
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList([Block(n_embd, n_head, bias, eps) for _ in range(n_layer)]),
-            ln_f=LayerNorm(n_embd, eps, bias),
-        ))
+        parts = {"wte": nn.Embedding(vocab_size, n_embd), "wpe": nn.Embedding(block_size, n_embd)}
+        parts["h"] = nn.ModuleList(Block(n_embd, n_head, bias, eps) for _ in range(n_layer))
+        parts["ln_f"] = LayerNorm(n_embd, eps, bias)
+        self.transformer = nn.ModuleDict(parts)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         if tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
@@ -431,12 +429,9 @@ class GPT(RefModule):
 
     def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, bias=True, tie_weights=True, eps=1e-5):
         super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            h=nn.ModuleList([Block(n_embd, n_head, bias, eps) for _ in range(n_layer)]),
-            ln_f=LayerNorm(n_embd, eps, bias),
-        ))
+        self.transformer = nn.ModuleDict({"wte": nn.Embedding(vocab_size, n_embd), "wpe": nn.Embedding(block_size, n_embd),
+                                          "h": nn.ModuleList(Block(n_embd, n_head, bias, eps) for _ in range(n_layer)),
+                                          "ln_f": LayerNorm(n_embd, eps, bias)})
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
 
     def forward(self, idx):

@@ -184,7 +184,7 @@ class LayerNorm(RefModule):
 # %% nbgrader={"grade": true, "grade_id": "test_layernorm", "locked": true, "points": 2, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["native_layer_norm", "layer_norm", "rms_norm", "_fused_rms_norm", "group_norm", "native_group_norm", "instance_norm", "batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training", "_batch_norm_impl_index", "_batch_norm_with_update", "_batch_norm_no_update", "cudnn_batch_norm", "miopen_batch_norm", "scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention", "baddbmm"]}
 # Shared by every test cell: the reference modules, random weights, tolerances.
 import lmcourse.model as ref
-from lmcourse.grading import check, check_tensor, checks_done
+from lmcourse.grading import check, check_tensor, checks_done, run_visible
 
 _TOL = {torch.float32: (1e-5, 1e-4), torch.float64: (1e-10, 1e-8)}  # one layer
 _TOL_MODEL = {torch.float32: (1e-4, 1e-4), torch.float64: (1e-10, 1e-8)}  # whole models, RoPE
@@ -221,6 +221,19 @@ def _same(name, got, reference_out, on, tol=_TOL):
     check_tensor(name, got, reference_out, atol, rtol, on=on)
 
 
+def _matches(name, reference, mine, x, on, dtype=None, tol=_TOL):
+    """Your module with the reference's weights (both then in ``dtype``, when given) gives
+    the reference's output on ``x``; returns True."""
+    if dtype is not None:
+        reference = reference.to(dtype)
+    mine = _loaded(mine, reference)
+    if dtype is not None:
+        mine = mine.to(dtype)
+    with torch.no_grad():
+        _same(name, mine(x), reference(x), on, tol)
+    return True
+
+
 def test_layernorm_visible():
     reference = _randomize(nn.LayerNorm(16), 0)
     mine = _loaded(LayerNorm(16), reference)
@@ -235,29 +248,18 @@ def test_layernorm_visible():
     return True
 
 
-VISIBLE_TESTS["LayerNorm"] = test_layernorm_visible
-with check("LayerNorm equals nn.LayerNorm; outputs have mean 0, variance 1", 0.5):
-    assert test_layernorm_visible()
+run_visible({"LayerNorm equals nn.LayerNorm; outputs have mean 0, variance 1": (0.5, test_layernorm_visible)}, VISIBLE_TESTS, "LayerNorm")
 ### BEGIN HIDDEN TESTS
 with check("LayerNorm: other widths, eps and input shapes (float32)", 0.5):
     for seed, C, eps, shape in ((10, 3, 1e-5, (7, 3)), (11, 64, 1e-6, (2, 3, 4, 64)), (12, 33, 1e-2, (1, 33))):
-        reference = _randomize(nn.LayerNorm(C, eps=eps), seed)
-        mine = _loaded(LayerNorm(C, eps=eps), reference)
-        x = _rand(seed + 1, *shape, scale=2.0) - 1.0
-        with torch.no_grad():
-            _same("LayerNorm", mine(x), reference(x), f"C={C}, eps={eps}, x {shape}")
+        _matches("LayerNorm", _randomize(nn.LayerNorm(C, eps=eps), seed), LayerNorm(C, eps=eps),
+                 _rand(seed + 1, *shape, scale=2.0) - 1.0, f"C={C}, eps={eps}, x {shape}")
 with check("LayerNorm: float64", 0.5):
-    reference = _randomize(nn.LayerNorm(24), 13).double()
-    mine = _loaded(LayerNorm(24), reference).double()
-    x = _rand(14, 3, 6, 24, dtype=torch.float64, scale=5.0)
-    with torch.no_grad():
-        _same("LayerNorm (float64)", mine(x), reference(x), "C=24, x (3, 6, 24) float64")
+    _matches("LayerNorm (float64)", _randomize(nn.LayerNorm(24), 13), LayerNorm(24),
+             _rand(14, 3, 6, 24, dtype=torch.float64, scale=5.0), "C=24, x (3, 6, 24) float64", torch.float64)
 with check("LayerNorm: bias=False", 0.5):
-    reference = _randomize(nn.LayerNorm(20, bias=False), 15)
-    mine = _loaded(LayerNorm(20, bias=False), reference)
-    x = _rand(16, 4, 20)
-    with torch.no_grad():
-        _same("LayerNorm(bias=False)", mine(x), reference(x), "C=20, bias=False")
+    _matches("LayerNorm(bias=False)", _randomize(nn.LayerNorm(20, bias=False), 15), LayerNorm(20, bias=False),
+             _rand(16, 4, 20), "C=20, bias=False")
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -296,26 +298,18 @@ def _cfg(**kw):
 
 
 def test_mlp_visible():
-    reference = _randomize(ref.MLP(_cfg(n_embd=16)), 20)
-    mine = _loaded(MLP(16), reference)
-    x = _rand(21, 2, 5, 16)
-    with torch.no_grad():
-        _same("MLP(16)", mine(x), reference(x), "n_embd=16, x (2, 5, 16)")
-    return True
+    return _matches("MLP(16)", _randomize(ref.MLP(_cfg(n_embd=16)), 20), MLP(16), _rand(21, 2, 5, 16),
+                    "n_embd=16, x (2, 5, 16)")
 
 
-VISIBLE_TESTS["MLP"] = test_mlp_visible
-with check("MLP equals lmcourse.model.MLP", 0.5):
-    assert test_mlp_visible()
+run_visible({"MLP equals lmcourse.model.MLP": (0.5, test_mlp_visible)}, VISIBLE_TESTS, "MLP")
 ### BEGIN HIDDEN TESTS
 with check("MLP: other widths, hidden sizes, no bias, float64", 0.5):
     for seed, C, hidden, bias, dtype in ((22, 8, None, False, torch.float32), (23, 24, 40, True, torch.float32),
                                          (24, 12, None, True, torch.float64)):
-        reference = _randomize(ref.MLP(_cfg(n_embd=C, n_head=1, bias=bias, mlp_hidden=hidden)), seed).to(dtype)
-        mine = _loaded(MLP(C, hidden=hidden, bias=bias), reference).to(dtype)
-        x = _rand(seed + 1, 3, 4, C, dtype=dtype, scale=2.0)
-        with torch.no_grad():
-            _same("MLP", mine(x), reference(x), f"n_embd={C}, hidden={hidden}, bias={bias}, {dtype}")
+        _matches("MLP", _randomize(ref.MLP(_cfg(n_embd=C, n_head=1, bias=bias, mlp_hidden=hidden)), seed),
+                 MLP(C, hidden=hidden, bias=bias), _rand(seed + 1, 3, 4, C, dtype=dtype, scale=2.0),
+                 f"n_embd={C}, hidden={hidden}, bias={bias}, {dtype}", dtype)
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -355,10 +349,8 @@ class CausalSelfAttention(RefModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ### BEGIN SOLUTION
         B, T, C = x.shape
-        H, D = self.n_head, C // self.n_head
-        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in self.c_attn(x).split(C, dim=-1))
-        y = attend(q, k, v).transpose(1, 2).reshape(B, T, C)
-        return self.c_proj(y)
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.c_attn(x).split(C, dim=-1))  # (B, H, T, D)
+        return self.c_proj(attend(q, k, v).transpose(1, 2).reshape(B, T, C))
         ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "test_attention", "locked": true, "points": 1, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["native_layer_norm", "layer_norm", "rms_norm", "_fused_rms_norm", "group_norm", "native_group_norm", "instance_norm", "batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training", "_batch_norm_impl_index", "_batch_norm_with_update", "_batch_norm_no_update", "cudnn_batch_norm", "miopen_batch_norm", "scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention", "baddbmm"]}
@@ -375,18 +367,14 @@ def test_attention_visible():
     return True
 
 
-VISIBLE_TESTS["CausalSelfAttention"] = test_attention_visible
-with check("attention equals the reference; the future is masked", 0.5):
-    assert test_attention_visible()
+run_visible({"attention equals the reference; the future is masked": (0.5, test_attention_visible)}, VISIBLE_TESTS, "CausalSelfAttention")
 ### BEGIN HIDDEN TESTS
 with check("attention: other head counts, lengths, no bias, float64", 0.5):
     for seed, C, H, bias, (B, T), dtype in ((33, 48, 6, False, (3, 9), torch.float32), (34, 16, 1, True, (1, 1), torch.float32),
                                             (35, 64, 8, True, (2, 20), torch.float32), (36, 24, 3, True, (2, 6), torch.float64)):
-        reference = _randomize(ref.CausalSelfAttention(_cfg(n_embd=C, n_head=H, bias=bias)), seed).to(dtype)
-        mine = _loaded(CausalSelfAttention(C, H, bias=bias), reference).to(dtype)
-        x = _rand(seed + 1, B, T, C, dtype=dtype)
-        with torch.no_grad():
-            _same("CausalSelfAttention", mine(x), reference(x), f"n_embd={C}, n_head={H}, bias={bias}, (B, T)={(B, T)}, {dtype}")
+        _matches("CausalSelfAttention", _randomize(ref.CausalSelfAttention(_cfg(n_embd=C, n_head=H, bias=bias)), seed),
+                 CausalSelfAttention(C, H, bias=bias), _rand(seed + 1, B, T, C, dtype=dtype),
+                 f"n_embd={C}, n_head={H}, bias={bias}, (B, T)={(B, T)}, {dtype}", dtype)
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -423,26 +411,18 @@ class Block(RefModule):
 
 # %% nbgrader={"grade": true, "grade_id": "test_block", "locked": true, "points": 1, "schema_version": 3, "solution": false} lmcourse={"block_ops": ["native_layer_norm", "layer_norm", "rms_norm", "_fused_rms_norm", "group_norm", "native_group_norm", "instance_norm", "batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training", "_batch_norm_impl_index", "_batch_norm_with_update", "_batch_norm_no_update", "cudnn_batch_norm", "miopen_batch_norm", "scaled_dot_product_attention", "_scaled_dot_product_attention_math", "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention", "_native_multi_head_attention", "baddbmm"]}
 def test_block_visible():
-    reference = _randomize(ref.Block(_cfg(n_embd=32, n_head=4)), 40)
-    mine = _loaded(Block(32, 4), reference)
-    x = _rand(41, 2, 6, 32)
-    with torch.no_grad():
-        _same("Block(32, 4)", mine(x), reference(x), "n_embd=32, n_head=4, x (2, 6, 32)")
-    return True
+    return _matches("Block(32, 4)", _randomize(ref.Block(_cfg(n_embd=32, n_head=4)), 40), Block(32, 4),
+                    _rand(41, 2, 6, 32), "n_embd=32, n_head=4, x (2, 6, 32)")
 
 
-VISIBLE_TESTS["Block"] = test_block_visible
-with check("Block equals lmcourse.model.Block", 0.5):
-    assert test_block_visible()
+run_visible({"Block equals lmcourse.model.Block": (0.5, test_block_visible)}, VISIBLE_TESTS, "Block")
 ### BEGIN HIDDEN TESTS
 with check("Block: other sizes, eps, no bias, float64", 0.5):
     for seed, C, H, bias, eps, dtype in ((42, 16, 1, False, 1e-5, torch.float32), (43, 48, 4, True, 1e-3, torch.float32),
                                          (44, 24, 2, True, 1e-5, torch.float64)):
-        reference = _randomize(ref.Block(_cfg(n_embd=C, n_head=H, bias=bias, layer_norm_eps=eps)), seed).to(dtype)
-        mine = _loaded(Block(C, H, bias=bias, eps=eps), reference).to(dtype)
-        x = _rand(seed + 1, 2, 9, C, dtype=dtype)
-        with torch.no_grad():
-            _same("Block", mine(x), reference(x), f"n_embd={C}, n_head={H}, bias={bias}, eps={eps}, {dtype}")
+        _matches("Block", _randomize(ref.Block(_cfg(n_embd=C, n_head=H, bias=bias, layer_norm_eps=eps)), seed),
+                 Block(C, H, bias=bias, eps=eps), _rand(seed + 1, 2, 9, C, dtype=dtype),
+                 f"n_embd={C}, n_head={H}, bias={bias}, eps={eps}, {dtype}", dtype)
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -596,19 +576,10 @@ def test_gpt_shakespeare():
     return True
 
 
-def test_gpt_visible():
-    return test_gpt_shapes() and test_gpt_tying() and test_gpt_causal() and test_gpt_shakespeare()
-
-
-VISIBLE_TESTS["GPT"] = test_gpt_visible
-with check("GPT: logits shape and dtype", 0.5):
-    assert test_gpt_shapes()
-with check("GPT: weight tying (one matrix for the embedding and the head)", 0.5):
-    assert test_gpt_tying()
-with check("GPT: changing a future token never changes past logits", 0.5):
-    assert test_gpt_causal()
-with check("GPT: loads shakespeare-char and gives its logits", 1):
-    assert test_gpt_shakespeare()
+run_visible({"GPT: logits shape and dtype": (0.5, test_gpt_shapes),
+             "GPT: weight tying (one matrix for the embedding and the head)": (0.5, test_gpt_tying),
+             "GPT: changing a future token never changes past logits": (0.5, test_gpt_causal),
+             "GPT: loads shakespeare-char and gives its logits": (1, test_gpt_shakespeare)}, VISIBLE_TESTS, "GPT")
 ### BEGIN HIDDEN TESTS
 with check("GPT: other configurations (depth, widths, eps, no bias, untied head)", 0.5):
     for seed, kw, (B, T) in (
@@ -705,18 +676,14 @@ def test_rmsnorm_visible():
     return True
 
 
-VISIBLE_TESTS["RMSNorm"] = test_rmsnorm_visible
-with check("RMSNorm equals the reference; outputs have RMS 1", 0.5):
-    assert test_rmsnorm_visible()
+run_visible({"RMSNorm equals the reference; outputs have RMS 1": (0.5, test_rmsnorm_visible)}, VISIBLE_TESTS, "RMSNorm")
 ### BEGIN HIDDEN TESTS
 with check("RMSNorm: other widths, eps, shapes, float64", 0.5):
     for seed, C, eps, shape, dtype in ((62, 4, 1e-6, (9, 4), torch.float32), (63, 64, 1e-5, (2, 3, 4, 64), torch.float32),
                                        (64, 24, 1e-6, (3, 24), torch.float64)):
-        reference = _randomize(ref.RMSNorm(C, eps=eps), seed).to(dtype)
-        mine = _loaded(RMSNorm(C, eps=eps), reference).to(dtype)
-        x = _rand(seed + 1, *shape, dtype=dtype, scale=2.0) + 0.5
-        with torch.no_grad():
-            check_tensor("RMSNorm", mine(x), reference(x), 1e-5, 1e-4, on=f"C={C}, eps={eps}, x {shape}, {dtype}")
+        _matches("RMSNorm", _randomize(ref.RMSNorm(C, eps=eps), seed), RMSNorm(C, eps=eps),
+                 _rand(seed + 1, *shape, dtype=dtype, scale=2.0) + 0.5, f"C={C}, eps={eps}, x {shape}, {dtype}",
+                 dtype, {dtype: _TOL[torch.float32]})
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -808,11 +775,8 @@ def test_rope_relative():
     return True
 
 
-VISIBLE_TESTS["apply_rope"] = lambda: test_rope_visible() and test_rope_relative()
-with check("apply_rope equals the reference (either pairing)", 0.5):
-    assert test_rope_visible()
-with check("apply_rope: scores depend on relative positions; lengths kept", 0.5):
-    assert test_rope_relative()
+run_visible({"apply_rope equals the reference (either pairing)": (0.5, test_rope_visible),
+             "apply_rope: scores depend on relative positions; lengths kept": (0.5, test_rope_relative)}, VISIBLE_TESTS, "apply_rope")
 ### BEGIN HIDDEN TESTS
 with check("apply_rope: other shapes, positions, theta, float64", 0.5):
     _cases = [(_rand(74, 3, 4, 9, 32), torch.arange(9), 10000.0), (_rand(75, 2, 1, 1, 2), torch.tensor([7]), 10000.0),
@@ -860,26 +824,18 @@ def _llama_cfg(**kw):
 
 
 def test_swiglu_visible():
-    reference = _randomize(ref.MLP(_llama_cfg(n_embd=16, mlp_hidden=24)), 80)
-    mine = _loaded(SwiGLU(16, 24), reference)
-    x = _rand(81, 2, 5, 16)
-    with torch.no_grad():
-        _same("SwiGLU(16, 24)", mine(x), reference(x), "n_embd=16, hidden=24, x (2, 5, 16)")
-    return True
+    return _matches("SwiGLU(16, 24)", _randomize(ref.MLP(_llama_cfg(n_embd=16, mlp_hidden=24)), 80), SwiGLU(16, 24),
+                    _rand(81, 2, 5, 16), "n_embd=16, hidden=24, x (2, 5, 16)")
 
 
-VISIBLE_TESTS["SwiGLU"] = test_swiglu_visible
-with check("SwiGLU equals the reference", 0.5):
-    assert test_swiglu_visible()
+run_visible({"SwiGLU equals the reference": (0.5, test_swiglu_visible)}, VISIBLE_TESTS, "SwiGLU")
 ### BEGIN HIDDEN TESTS
 with check("SwiGLU: other widths, with bias, float64", 0.5):
     for seed, C, hidden, bias, dtype in ((82, 8, 8, False, torch.float32), (83, 32, 88, True, torch.float32),
                                          (84, 12, 20, False, torch.float64)):
-        reference = _randomize(ref.MLP(_llama_cfg(n_embd=C, n_head=1, mlp_hidden=hidden, bias=bias)), seed).to(dtype)
-        mine = _loaded(SwiGLU(C, hidden, bias=bias), reference).to(dtype)
-        x = _rand(seed + 1, 3, 4, C, dtype=dtype, scale=2.0)
-        with torch.no_grad():
-            _same("SwiGLU", mine(x), reference(x), f"n_embd={C}, hidden={hidden}, bias={bias}, {dtype}")
+        _matches("SwiGLU", _randomize(ref.MLP(_llama_cfg(n_embd=C, n_head=1, mlp_hidden=hidden, bias=bias)), seed),
+                 SwiGLU(C, hidden, bias=bias), _rand(seed + 1, 3, 4, C, dtype=dtype, scale=2.0),
+                 f"n_embd={C}, hidden={hidden}, bias={bias}, {dtype}", dtype)
 ### END HIDDEN TESTS
 assert checks_done() is None  # raises AssertionError naming the failed checks
 
@@ -957,9 +913,7 @@ def test_gqa_visible():
     return True
 
 
-VISIBLE_TESTS["GroupedQueryAttention"] = test_gqa_visible
-with check("GQA (4 query heads, 2 key/value heads) equals the reference; causal", 0.5):
-    assert test_gqa_visible()
+run_visible({"GQA (4 query heads, 2 key/value heads) equals the reference; causal": (0.5, test_gqa_visible)}, VISIBLE_TESTS, "GroupedQueryAttention")
 ### BEGIN HIDDEN TESTS
 with check("GQA: multi-query and other groupings", 0.5):
     for seed, C, H, Hk, (B, T) in ((93, 48, 6, 1, (2, 9)), (94, 64, 8, 2, (1, 12)), (95, 24, 6, 3, (3, 5))):
@@ -1034,11 +988,11 @@ class LlamaGPT(RefModule):
             ln_f=RMSNorm(n_embd, eps),
         ))
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        for name, p in self.named_parameters():
-            if p.dim() == 2:
-                nn.init.normal_(p, mean=0.0, std=0.02)
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
+        for module in self.modules():  # part 1's initialisation, module by module
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
         if tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
         ### END SOLUTION
@@ -1083,11 +1037,8 @@ def test_llama_visible():
     return True
 
 
-VISIBLE_TESTS["LlamaGPT"] = lambda: test_llama_block_visible() and test_llama_visible()
-with check("LlamaBlock equals the reference block", 0.5):
-    assert test_llama_block_visible()
-with check("LlamaGPT gives the reference's logits", 0.5):
-    assert test_llama_visible()
+run_visible({"LlamaBlock equals the reference block": (0.5, test_llama_block_visible),
+             "LlamaGPT gives the reference's logits": (0.5, test_llama_visible)}, VISIBLE_TESTS, "LlamaGPT")
 ### BEGIN HIDDEN TESTS
 with check("LlamaGPT: other configurations (MQA, MHA, default width, tied, bias, theta)", 0.5):
     for seed, kw, (B, T) in (
