@@ -88,7 +88,7 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 # Tolerances (one rounding of a division or of a multiplication by 1 / T):
 # float32 atol=1e-6, rtol=1e-6; float64 atol=1e-12, rtol=1e-12.
 import lmcourse.sampling as ref
-from lmcourse.grading import call_many, check, check_float, check_tensor, checks_done
+from lmcourse.grading import call_many, check, check_float, check_tensor, checks_done, run_visible
 
 TOL = {torch.float32: (1e-6, 1e-6), torch.float64: (1e-12, 1e-12)}  # (atol, rtol)
 
@@ -118,10 +118,7 @@ def _temperature_errors():
 
 
 _VISIBLE = {"values and flattening (visible)": (0.25, _temperature_values), "temperature 0 raises (visible)": (0.25, _temperature_errors)}
-VISIBLE_TESTS["apply_temperature"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "apply_temperature")
 ### BEGIN HIDDEN TESTS
 with check("other shapes, float64, tiny temperature", 0.3):
     for z, t in [(_logits(1, 5), 0.7), (_logits(2, 3, 4, 11, dtype=torch.float64), 1.3), (_logits(3, 1, 65), 1e-3)]:
@@ -179,10 +176,7 @@ def _top_k_ties():
 
 
 _VISIBLE = {"values for k = 1, 3, 10 (visible)": (0.5, _top_k_values), "ties with the k-th are kept (visible)": (0.25, _top_k_ties)}
-VISIBLE_TESTS["top_k_filter"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "top_k_filter")
 ### BEGIN HIDDEN TESTS
 with check("other shapes and float64", 0.5):
     for z, k in [(_logits(4, 65), 5), (_logits(5, 2, 3, 12, dtype=torch.float64), 4)]:
@@ -310,10 +304,7 @@ def _top_p_errors():
 
 _VISIBLE = {"a valid nucleus, p = 0.5, 0.9, 1 (visible)": (0.5, _top_p_values),
             "ties at the cut (visible)": (0.5, _top_p_ties), "p outside (0, 1] raises (visible)": (0.25, _top_p_errors)}
-VISIBLE_TESTS["top_p_filter"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "top_p_filter")
 ### BEGIN HIDDEN TESTS
 with check("other shapes and float64", 0.5):
     _check_nucleus(_logits(7, 65, scale=2.0), 0.8, "(65,), p=0.8")
@@ -381,10 +372,7 @@ def _penalty_direction():
 
 
 _VISIBLE = {"values at three penalties (visible)": (0.5, _penalty_values), "seen tokens move down, others stay (visible)": (0.25, _penalty_direction)}
-VISIBLE_TESTS["apply_repetition_penalty"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "apply_repetition_penalty")
 ### BEGIN HIDDEN TESTS
 with check("long histories, float64, repeated ids and padding", 0.75):
     _g = torch.Generator().manual_seed(11)
@@ -478,11 +466,11 @@ import copy
 import lmcourse.model as ref_model
 
 
-def _tiny_gpt(seed, vocab_size=9, n_layer=1, std=0.4):
+def _tiny_gpt(seed, vocab_size=9, n_layer=1, std=0.4, block_size=32, n_head=2, n_embd=16):
     """A seeded tiny GPT with large random weights (peaked, tie-free distributions)."""
     torch.manual_seed(seed)
-    model = ref_model.GPT(ref_model.GPTConfig(vocab_size=vocab_size, block_size=32, n_layer=n_layer,
-                                              n_head=2, n_embd=16, dropout=0.0))
+    model = ref_model.GPT(ref_model.GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
+                                              n_head=n_head, n_embd=n_embd, dropout=0.0))
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() >= 2:
@@ -549,10 +537,7 @@ def _beam_visible():
 
 
 _VISIBLE = {"one beam is greedy decoding (visible)": (0.5, _beam_greedy), "the specification on two runs (visible)": (1, _beam_visible)}
-VISIBLE_TESTS["beam_search"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "beam_search")
 ### BEGIN HIDDEN TESTS
 @torch.no_grad()
 def textbook_beam_search(model, prompt_ids, num_beams, max_new_tokens, length_penalty=1.0, eos_token_id=None):
@@ -562,12 +547,10 @@ def textbook_beam_search(model, prompt_ids, num_beams, max_new_tokens, length_pe
         logp = torch.log_softmax(model(torch.tensor([seq for _, seq in running]))[0][:, -1].double(), dim=-1)
         candidates = sorted(((score + float(logp[i, t]), seq + [t]) for i, (score, seq) in enumerate(running)
                              for t in range(logp.size(1))), key=lambda c: -c[0])
-        running = []
-        for score, seq in candidates[: num_beams - len(finished)]:
-            if seq[-1] == eos_token_id or s == max_new_tokens:
-                finished.append((seq, score / s**length_penalty))
-            else:
-                running.append((score, seq))
+        kept = candidates[: num_beams - len(finished)]
+        done = [seq[-1] == eos_token_id or s == max_new_tokens for _, seq in kept]
+        finished += [(seq, score / s**length_penalty) for (score, seq), d in zip(kept, done) if d]
+        running = [c for c, d in zip(kept, done) if not d]
         if not running:
             break
     return sorted(finished, key=lambda h: -h[1])
@@ -678,10 +661,7 @@ def _rule_same():
 
 
 _VISIBLE = {"tokens follow p, acceptance rate (visible)": (0.5, _rule_visible), "p == q accepts (visible)": (0.25, _rule_same)}
-VISIBLE_TESTS["accept_or_resample (bonus)"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "accept_or_resample (bonus)")
 ### BEGIN HIDDEN TESTS
 _pairs = [
     (torch.tensor([0.05, 0.05, 0.3, 0.6]), torch.tensor([0.4, 0.4, 0.1, 0.1]), 3),
@@ -782,13 +762,7 @@ import itertools
 
 def _small_gpt(seed, std=1.0, vocab_size=3):
     """A seeded tiny GPT over a vocabulary of 3 with distinct, not too peaked distributions."""
-    torch.manual_seed(seed)
-    model = ref_model.GPT(ref_model.GPTConfig(vocab_size=vocab_size, block_size=16, n_layer=1, n_head=1, n_embd=8, dropout=0.0))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, std, generator=torch.Generator().manual_seed(seed + p.numel()))
-    return model.eval()
+    return _tiny_gpt(seed, vocab_size, std=std, block_size=16, n_head=1, n_embd=8)  # _tiny_gpt: part 5's test
 
 
 @torch.no_grad()
@@ -868,10 +842,7 @@ def _spec_distribution():
 _VISIBLE = {"temperature 0 is greedy decoding of the target (visible)": (0.75, _spec_greedy),
             "one target pass per round, bonus token (visible)": (0.5, _spec_rounds),
             "the target's distribution, k=1, 2 new tokens (visible)": (0.75, _spec_distribution)}
-VISIBLE_TESTS["speculative_generate"] = lambda: all(f() for _, f in _VISIBLE.values())
-for _name, (_pts, _f) in _VISIBLE.items():
-    with check(_name, _pts):
-        _f()
+run_visible(_VISIBLE, VISIBLE_TESTS, "speculative_generate")
 ### BEGIN HIDDEN TESTS
 with check("temperature 0 on other models and k", 0.5):
     _t, _d = _small_gpt(31, vocab_size=7), _small_gpt(32, vocab_size=7)
