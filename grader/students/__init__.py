@@ -12,11 +12,12 @@ Answer cells a student does not list get the official solution (markers stripped
 ``expect`` maps a test cell's grade id to the exact points that student must get; the
 test cells it does not list must get full marks. Honest students have no ``expect`` (full
 marks everywhere). The file is imported as a module (it may use the standard library, for
-example ``textwrap.dedent``); :func:`load` checks its shape.
+example ``textwrap.dedent``, and :func:`given`); :func:`load` checks its shape.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 from typing import Optional
@@ -26,6 +27,7 @@ import nbformat
 from grader.notebook import nbg, strip_solution_markers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts", "homework")
 KINDS = ("honest", "partial", "attack")
 
 
@@ -54,6 +56,21 @@ def load(hw: str, folder: Optional[str] = None) -> dict:
         if s["kind"] != "honest" and not isinstance(s.get("expect"), dict):
             raise ValueError(f"{where}: a {s['kind']} student needs expect: {{test grade_id: points}}")
     return students
+
+
+def given(hw: str, name: str) -> str:
+    """The source of the top-level function ``name`` of ``scripts/homework/<hw>.py``.
+
+    For a student who rewrites an answer cell that also holds code the homework gives (and
+    says to keep as it is, like HW4's ``run_adamw``): the student keeps that code as written
+    there instead of a copy in the student file.
+    """
+    with open(os.path.join(SOURCES, f"{hw}.py"), encoding="utf-8") as f:
+        source = f.read()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return "\n\n" + ast.get_source_segment(source, node) + "\n"
+    raise ValueError(f"scripts/homework/{hw}.py has no top-level function {name!r}")
 
 
 def demo_id(name: str) -> str:

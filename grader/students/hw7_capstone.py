@@ -6,6 +6,8 @@ sampler class, prints). Partial students get one piece wrong; the attack wraps t
 reference GPT, which is absent while the capstone is graded.
 """
 
+from grader.students import given
+
 _DICT_TOKENIZER = r'''
 from collections import Counter
 
@@ -206,30 +208,7 @@ class AdamW(torch.optim.Optimizer):
                 p.copy_(new.to(p.dtype))
         return loss
 
-
-def run_adamw(groups, grads, defaults, lrs=None, reload_at=None):
-    params = [[p.detach().clone().requires_grad_(True) for p in group["params"]] for group in groups]
-
-    def make():
-        return AdamW([{**group, "params": ps} for group, ps in zip(groups, params)], **defaults)
-
-    optimizer = make()
-    flat = [p for ps in params for p in ps]
-    trajectory = []
-    for t, step_grads in enumerate(grads):
-        if lrs is not None:
-            for group, lr in zip(optimizer.param_groups, lrs[t]):
-                group["lr"] = lr
-        for p, g in zip(flat, step_grads):
-            p.grad = None if g is None else g.detach().clone()
-        optimizer.step()
-        trajectory.append([p.detach().clone() for p in flat])
-        if reload_at is not None and t + 1 == reload_at:
-            state = optimizer.state_dict()
-            optimizer = make()
-            optimizer.load_state_dict(state)
-    return trajectory
-
+''' + given("hw4_training", "run_adamw") + r'''
 
 def lr_at(step, lr, min_lr, warmup, max_iters):
     if step < warmup:
