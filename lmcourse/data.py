@@ -28,6 +28,8 @@ from typing import Optional, Union
 
 import torch
 
+from .devices import draw_multinomial, draw_randint, draw_uniform
+
 __all__ = [
     "CORPUS_PATH",
     "shakespeare_text",
@@ -123,11 +125,11 @@ def get_batch(
             f"{block_size + 1} (one window plus its next-token target)"
         )
     if not isinstance(generator, torch.Generator):
-        raise ValueError("generator must be a torch.Generator (seed it for reproducible batches)")
+        raise TypeError("generator must be a torch.Generator (seed it for reproducible batches)")
 
-    starts = torch.randint(data.numel() - block_size, (batch_size,), generator=generator)  # (B,)
-    offsets = torch.arange(block_size)  # (T,)
-    idx = starts[:, None] + offsets[None, :]  # (B, T)
+    # offsets drawn on the generator's device (any device), gathered where the data lives
+    starts = draw_randint(data.numel() - block_size, (batch_size,), generator, device=data.device)  # (B,)
+    idx = starts[:, None] + torch.arange(block_size, device=data.device)[None, :]  # (B, T)
     x = data[idx].long()  # (B, T)
     y = data[idx + 1].long()  # (B, T)
     if device is not None:
@@ -240,9 +242,9 @@ class MarkovSource:
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         V, K = self.vocab_size, self.order
-        s0 = int(torch.multinomial(self.stationary_distribution(), 1, generator=generator))
+        s0 = int(draw_multinomial(self.stationary_distribution(), generator))
         first = [(s0 // V ** (K - 1 - i)) % V for i in range(K)]
-        u = torch.rand(max(n - K, 0), generator=generator, dtype=torch.float64).tolist()
+        u = draw_uniform((max(n - K, 0),), generator, dtype=torch.float64).tolist()
         cum = self.transition.cumsum(-1).tolist()  # inverse-CDF sampling, one row per state
         out = first[:n]
         state = s0
@@ -319,12 +321,13 @@ def shape_images(
     if not isinstance(levels, int) or not 2 <= levels <= 256:
         raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    labels = torch.randint(len(SHAPES), (n,), generator=g)  # (n,)
-    r = torch.randint(2, size // 2, (n,), generator=g).float()  # (n,) radius in pixels
+    cpu = torch.device("cpu")  # drawn on the generator's device, built on the CPU
+    labels = draw_randint(len(SHAPES), (n,), g, device=cpu)  # (n,)
+    r = draw_randint(size // 2, (n,), g, device=cpu, low=2).float()  # (n,) radius in pixels
     # centre so that the shape stays inside the image
-    cy = (r + torch.rand(n, generator=g) * (size - 1 - 2 * r)).round()  # (n,)
-    cx = (r + torch.rand(n, generator=g) * (size - 1 - 2 * r)).round()  # (n,)
-    intensity = torch.randint(1, levels, (n,), generator=g)  # (n,)
+    cy = (r + draw_uniform((n,), g, device=cpu) * (size - 1 - 2 * r)).round()  # (n,)
+    cx = (r + draw_uniform((n,), g, device=cpu) * (size - 1 - 2 * r)).round()  # (n,)
+    intensity = draw_randint(levels, (n,), g, device=cpu, low=1)  # (n,)
 
     coords = torch.arange(size, dtype=torch.float32)
     dy = coords[None, :, None] - cy[:, None, None]  # (n, size, 1)
@@ -421,9 +424,10 @@ def quantised_tones(
         )
     _check_quantiser(levels, mode)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    freqs = lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)  # (n,)
-    amp = 0.5 + 0.5 * torch.rand(n, generator=g, dtype=torch.float64)  # (n,)
-    phase = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)  # (n,)
+    cpu, f64 = torch.device("cpu"), torch.float64  # drawn on the generator's device, built on the CPU
+    freqs = lo + (hi - lo) * draw_uniform((n,), g, device=cpu, dtype=f64)  # (n,)
+    amp = 0.5 + 0.5 * draw_uniform((n,), g, device=cpu, dtype=f64)  # (n,)
+    phase = 2 * math.pi * draw_uniform((n,), g, device=cpu, dtype=f64)  # (n,)
     t = torch.arange(length, dtype=torch.float64)  # (length,)
     x = amp[:, None] * torch.sin(2 * math.pi * freqs[:, None] * t / sample_rate + phase[:, None])
     q = quantise(x, levels, mode)  # (n, length)

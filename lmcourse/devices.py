@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 __all__ = [
     "device", "autocast_dtype", "needs_grad_scaler", "seed_everything", "synchronize", "setup", "describe",
+    "same_device", "draw_multinomial", "draw_uniform", "draw_randint",
 ]
 
 
@@ -116,3 +117,51 @@ def setup(seed: int = 0, prefer: Optional[str] = None, verbose: bool = True) -> 
     if verbose:
         print(f"lmcourse: running on {describe(dev)}, seed {seed}, torch {torch.__version__}")
     return dev
+
+
+# --------------------------------------------------------------------------------------
+# Random draws on the generator's device (a CPU generator works with a CUDA model, and back)
+# --------------------------------------------------------------------------------------
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """True when two devices are the same (``cuda`` and ``cuda:0`` count as one on one GPU)."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
+        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
+def draw_multinomial(probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One draw per row of (B, V) (or one of (V,)) probabilities; ids on ``probs``' device.
+
+    The draw happens on the ``generator``'s device: when it differs from the
+    probabilities' (a CPU generator with a CUDA model), the probabilities are copied to
+    the generator's device and the ids come back. Same generator state, same ids.
+    """
+    if generator is None or same_device(generator.device, probs.device):
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    drawn = torch.multinomial(probs.to(generator.device), 1, generator=generator)  # (B, 1)
+    return drawn.squeeze(-1).to(probs.device)
+
+
+def draw_uniform(
+    shape: Sequence[int], generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> torch.Tensor:
+    """Uniform [0, 1) numbers of ``shape`` drawn on the generator's device, returned on ``device``."""
+    where = generator.device if generator is not None else device
+    u = torch.rand(tuple(shape), generator=generator, device=where, dtype=dtype)
+    return u if device is None else u.to(device)
+
+
+def draw_randint(
+    high: int, shape: Sequence[int], generator: Optional[torch.Generator] = None,
+    device: Optional[torch.device] = None, low: int = 0,
+) -> torch.Tensor:
+    """Integers in ``[low, high)`` of ``shape`` drawn on the generator's device, returned on ``device``."""
+    where = generator.device if generator is not None else device
+    r = torch.randint(low, high, tuple(shape), generator=generator, device=where)
+    return r if device is None else r.to(device)

@@ -36,6 +36,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from lmcourse.checks import require_generator, require_instance, require_int, require_real
+from lmcourse.devices import draw_multinomial, draw_uniform
 from lmcourse.metrics import entropy
 
 __all__ = [
@@ -260,43 +261,6 @@ class SamplingConfig:
     def greedy(self) -> bool:
         """True when decoding is deterministic argmax (temperature 0)."""
         return self.temperature == 0
-
-
-# --------------------------------------------------------------------------------------
-# Random draws on the generator's device
-# --------------------------------------------------------------------------------------
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    """True when two devices are the same (``cuda`` and ``cuda:0`` count as one on one GPU)."""
-    if a.type != b.type:
-        return False
-    if a.index is None or b.index is None:
-        current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
-        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
-    return a.index == b.index
-
-
-def draw_multinomial(probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """One draw per row of (B, V) probabilities; (B,) ids on ``probs``' device.
-
-    The draw happens on the ``generator``'s device: when it differs from the
-    probabilities' (a CPU generator with a CUDA model), the probabilities are copied to
-    the generator's device and the ids come back. Same generator state, same ids.
-    """
-    if generator is None or _same_device(generator.device, probs.device):
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
-    drawn = torch.multinomial(probs.to(generator.device), 1, generator=generator)  # (B, 1)
-    return drawn.squeeze(-1).to(probs.device)
-
-
-def draw_uniform(
-    shape: Sequence[int], generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None
-) -> torch.Tensor:
-    """Uniform [0, 1) numbers of ``shape`` drawn on the generator's device, returned on ``device``."""
-    where = generator.device if generator is not None else device
-    u = torch.rand(tuple(shape), generator=generator, device=where)
-    return u if device is None else u.to(device)
 
 
 # --------------------------------------------------------------------------------------

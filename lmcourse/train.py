@@ -51,7 +51,8 @@ import torch.nn as nn
 from . import checkpoint
 from .checkpoint import BEST_NAME, list_checkpoints
 from .checks import require_int, require_real
-from .devices import autocast_dtype
+from .data import get_batch
+from .devices import autocast_dtype, draw_uniform
 from .devices import device as pick_device
 from .model import eval_mode
 
@@ -249,16 +250,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 def draw_windows(data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator) -> Batch:
     """``batch_size`` random windows of ``data``: inputs x and next-token targets y (B, T).
 
-    The offsets are drawn on the generator's device and the windows gathered where
-    ``data`` lives, so with the data and a generator on the GPU nothing waits for the
-    host. With CPU data and a CPU generator the batches are exactly those of
-    :func:`lmcourse.data.get_batch` (the same single ``torch.randint`` call).
+    :func:`lmcourse.data.get_batch` with the batch left where ``data`` lives: the offsets
+    are drawn on the generator's device, so with the data and a generator on the GPU
+    nothing waits for the host.
     """
-    starts = torch.randint(data.numel() - block_size, (batch_size,), generator=generator,
-                           device=generator.device)  # (B,)
-    idx = starts[:, None] + torch.arange(block_size, device=generator.device)  # (B, T)
-    idx = idx.to(data.device, non_blocking=True)
-    return data[idx].long(), data[idx + 1].long()  # (B, T), (B, T)
+    return get_batch(data, batch_size, block_size, generator)  # (B, T), (B, T)
 
 
 def _world() -> tuple[int, int]:
@@ -376,9 +372,9 @@ def scheduled_sampling(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> Ba
     with torch.no_grad(), trainer.autocast():
         logits, _ = trainer.forward_model(x)
     guess = logits.argmax(-1)  # guess[:, t] predicts x[:, t + 1]
-    swap = torch.rand(x[:, 1:].shape, generator=trainer.generator, device=trainer.generator.device) < p
+    swap = draw_uniform(x[:, 1:].shape, trainer.generator, device=x.device) < p  # (B, T-1)
     x = x.clone()
-    x[:, 1:] = torch.where(swap.to(x.device), guess[:, :-1], x[:, 1:])
+    x[:, 1:] = torch.where(swap, guess[:, :-1], x[:, 1:])
     return x, y
 
 

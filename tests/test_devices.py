@@ -118,3 +118,41 @@ def test_cpu_generator_drives_a_cuda_model_reproducibly():
     assert on_cuda == cpu
     cuda_gen = [_sample(cuda_model, torch.Generator(device="cuda").manual_seed(0)) for _ in range(2)]
     assert cuda_gen[0] == cuda_gen[1]
+
+
+# ---- draws on the generator's device -----------------------------------------------------
+
+
+def test_draws_with_a_cpu_generator_are_torch_own_draws():
+    from lmcourse.devices import draw_multinomial, draw_randint, draw_uniform
+
+    def g():
+        return torch.Generator().manual_seed(3)
+
+    assert torch.equal(draw_randint(10, (5,), g(), low=2), torch.randint(2, 10, (5,), generator=g()))
+    assert torch.equal(draw_uniform((4,), g(), dtype=torch.float64),
+                       torch.rand(4, generator=g(), dtype=torch.float64))
+    p = torch.tensor([[0.1, 0.9], [0.7, 0.3]])
+    assert torch.equal(draw_multinomial(p, g()), torch.multinomial(p, 1, generator=g()).squeeze(-1))
+    assert draw_multinomial(p[0], g()).shape == ()  # one distribution, one id
+
+
+ACCELERATORS = [d for d in ("cuda", "mps") if (d == "cuda" and torch.cuda.is_available())
+                or (d == "mps" and torch.backends.mps.is_available())]
+
+
+@pytest.mark.skipif(not ACCELERATORS, reason="needs a CUDA or MPS device")
+@pytest.mark.parametrize("dev", ACCELERATORS)
+def test_data_functions_take_a_generator_on_an_accelerator(dev):
+    from lmcourse import data as D
+
+    def g():
+        return torch.Generator(device=dev).manual_seed(0)
+
+    x, y = D.get_batch(torch.arange(50), 2, 3, g())
+    assert x.device.type == "cpu" and torch.equal(y[:, :-1], x[:, 1:])
+    assert torch.equal(D.get_batch(torch.arange(50), 2, 3, g())[0], x)  # reproducible
+    src = D.MarkovSource(4, order=1, seed=0)
+    assert torch.equal(src.sample(30, g()), src.sample(30, g()))
+    assert D.shape_images(3, generator=g()).shape == (3, 12, 12)
+    assert D.quantised_tones(2, 16, generator=g()).shape[0] == 2

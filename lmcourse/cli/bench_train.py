@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ..train import PRESETS
+from ..train import PRESETS, draw_windows
 from . import device_arg, int_in
 
 # Peak dense tensor-core FLOP/s (bf16, or fp16 where there is no bf16), from vendor sheets.
@@ -84,17 +84,14 @@ def _plain_loop(model: torch.nn.Module, cfg, device: torch.device, dtype: torch.
                             lr=cfg.lr, betas=cfg.betas, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     forward = torch.compile(model) if cfg.compile else model
-    offsets = torch.arange(cfg.block_size, device=gen.device)
     model.train()
 
     def run(n_steps: int) -> None:
         for _ in range(n_steps):
             for _ in range(cfg.grad_accum):
-                starts = torch.randint(data.numel() - cfg.block_size, (cfg.batch_size,), generator=gen,
-                                       device=gen.device)
-                idx = (starts[:, None] + offsets).to(device, non_blocking=True)
+                x, y = draw_windows(data, cfg.batch_size, cfg.block_size, gen)  # the Trainer's draw
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                    _, loss = forward(data[idx], data[idx + 1])
+                    _, loss = forward(x, y)
                 scaler.scale(loss / cfg.grad_accum).backward()
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
