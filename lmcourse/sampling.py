@@ -36,7 +36,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from lmcourse.checks import require_generator, require_instance, require_int, require_real
-from lmcourse.devices import draw_multinomial, draw_uniform
+from lmcourse.devices import draw_multinomial
 from lmcourse.metrics import entropy
 
 __all__ = [
@@ -51,10 +51,8 @@ __all__ = [
     "TokenChoice",
     "decode_step",
     "sample_next",
-    "draw_multinomial",
     "distribution_stats",
     "filter_stats",
-    "draw_uniform",
 ]
 
 NEG_INF = float("-inf")

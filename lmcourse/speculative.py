@@ -45,15 +45,9 @@ from lmcourse.checks import (
     require_prompts,
     require_real,
 )
+from lmcourse.devices import draw_multinomial, draw_uniform
 from lmcourse.model import GPT, KVCache, eval_mode
-from lmcourse.sampling import (
-    SamplingConfig,
-    decode_step,
-    draw_multinomial,
-    draw_uniform,
-    pick_token,
-    process_logits,
-)
+from lmcourse.sampling import SamplingConfig, decode_step, pick_token, process_logits
 
 __all__ = [
     "SpeculativeOutput",

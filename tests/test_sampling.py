@@ -16,13 +16,12 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from lmcourse.devices import draw_multinomial, draw_uniform
 from lmcourse.sampling import (
     SamplingConfig,
     apply_repetition_penalty,
     apply_temperature,
     decode_step,
-    draw_multinomial,
-    draw_uniform,
     min_p_filter,
     process_logits,
     sample_next,
