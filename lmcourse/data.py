@@ -28,6 +28,7 @@ from typing import Optional, Union
 
 import torch
 
+from .checks import require_int
 from .devices import draw_multinomial, draw_randint, draw_uniform
 
 __all__ = [
@@ -115,10 +116,8 @@ def get_batch(
         raise ValueError("data must be a 1-D tensor of token ids")
     if data.dtype.is_floating_point or data.dtype == torch.bool:
         raise ValueError(f"data must hold integer token ids, got dtype {data.dtype}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    require_int("batch_size", batch_size, minimum=1)
+    require_int("block_size", block_size, minimum=1)
     if data.numel() < block_size + 1:
         raise ValueError(
             f"data has {data.numel()} tokens; block_size={block_size} needs at least "
@@ -170,10 +169,8 @@ class MarkovSource:
     """
 
     def __init__(self, vocab_size: int, order: int = 1, seed: int = 0, concentration: float = 1.0):
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be an integer >= 1, got {order!r}")
+        require_int("vocab_size", vocab_size, minimum=2)
+        require_int("order", order, minimum=1)
         if vocab_size**order > 2**20:
             raise ValueError(
                 f"vocab_size**order = {vocab_size}**{order} states is too many (at most 2**20)"
@@ -239,8 +236,7 @@ class MarkovSource:
         The first K tokens are the digits of a state drawn from the stationary distribution;
         each later token is drawn from the row of the current state.
         """
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        require_int("n", n, minimum=1)
         V, K = self.vocab_size, self.order
         s0 = int(draw_multinomial(self.stationary_distribution(), generator))
         first = [(s0 // V ** (K - 1 - i)) % V for i in range(K)]
@@ -314,12 +310,9 @@ def shape_images(
     Returns:
         LongTensor (n, size, size), and with ``return_labels`` a LongTensor (n,) of labels.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(size, int) or not 6 <= size <= 64:
-        raise ValueError(f"size must be an integer in [6, 64], got {size!r}")
-    if not isinstance(levels, int) or not 2 <= levels <= 256:
-        raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
+    require_int("n", n, minimum=1)
+    require_int("size", size, 6, 64)
+    require_int("levels", levels, 2, 256)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     cpu = torch.device("cpu")  # drawn on the generator's device, built on the CPU
     labels = draw_randint(len(SHAPES), (n,), g, device=cpu)  # (n,)
@@ -364,8 +357,7 @@ def unflatten_images(seqs: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _check_quantiser(levels: int, mode: str) -> None:
-    if not isinstance(levels, int) or not 2 <= levels <= 65536:
-        raise ValueError(f"levels must be an integer in [2, 65536], got {levels!r}")
+    require_int("levels", levels, 2, 65536)
     if mode not in ("mu-law", "linear"):
         raise ValueError(f"mode must be 'mu-law' or 'linear', got {mode!r}")
 
@@ -410,12 +402,9 @@ def quantised_tones(
         LongTensor (n, length) in [0, levels - 1]; with ``return_freqs`` also the float
         frequencies (n,).
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive integer, got {length!r}")
-    if not isinstance(sample_rate, int) or sample_rate < 1:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    require_int("n", n, minimum=1)
+    require_int("length", length, minimum=1)
+    require_int("sample_rate", sample_rate, minimum=1)
     lo, hi = freq_range
     if not 0 < lo <= hi <= sample_rate / 2:
         raise ValueError(

@@ -86,6 +86,12 @@ def test_get_batch_edges_and_errors():
         D.get_batch(data, 1, 5, g)
     with pytest.raises(ValueError, match="batch_size"):
         D.get_batch(data, 0, 2, g)
+    with pytest.raises(TypeError, match="batch_size"):  # a wrong type is a TypeError
+        D.get_batch(data, 2.0, 2, g)
+    with pytest.raises(TypeError, match="generator"):
+        D.get_batch(data, 1, 2, 0)
+    with pytest.raises(TypeError, match="size"):
+        D.shape_images(2, size=True)
     with pytest.raises(ValueError, match="1-D"):
         D.get_batch(data.view(1, 5), 1, 2, g)
     with pytest.raises(ValueError, match="integer"):
