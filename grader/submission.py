@@ -473,29 +473,33 @@ class SubmissionGrader:
         message, visible = "", True
         if self._alarm:
             signal.setitimer(signal.ITIMER_REAL, max(self._cell_deadline - now, 1e-3))
+        error: Optional[BaseException] = None
         try:
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    exec(compile(cell.source, filename, "exec"), ns)
-            except BaseException:
-                if os.environ.get("LMCOURSE_GRADER_DEBUG"):  # the instructor's raw traceback, on stderr
-                    traceback.print_exc()
-                raise
-        except CellTimeout:
-            message = f"your code did not finish: the test cell ran past its limit of {self.cell_timeout:g} s"
-            part.stop()
-        except SandboxTimeout as e:
-            message = f"your code did not finish: {e}"
-        except StudentError as e:
-            message = f"your code failed: {e}"
-            visible = _visible(_tb_where(e), filename, hidden_start)
-        except Exception as e:  # noqa: BLE001 - a failed check or an error of the student's code
-            message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            visible = _visible(_tb_where(e), filename, hidden_start)
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, filename, "exec"), ns)
+        except BaseException as e:  # noqa: BLE001 - sorted below, once the cell's clock is stopped
+            error = e
         finally:
+            # the cell's time ends with its code: reading the traceback below (source files,
+            # linecache) must never be interrupted by the cell's alarm
             if self._alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             self._cell_deadline = math.inf
+        if error is not None and os.environ.get("LMCOURSE_GRADER_DEBUG"):  # the instructor's raw traceback
+            traceback.print_exception(error)
+        if isinstance(error, CellTimeout):
+            message = f"your code did not finish: the test cell ran past its limit of {self.cell_timeout:g} s"
+            part.stop()
+        elif isinstance(error, SandboxTimeout):
+            message = f"your code did not finish: {error}"
+        elif isinstance(error, StudentError):
+            message = f"your code failed: {error}"
+            visible = _visible(_tb_where(error), filename, hidden_start)
+        elif isinstance(error, Exception):  # a failed check or an error of the student's code
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            visible = _visible(_tb_where(error), filename, hidden_start)
+        elif error is not None:
+            raise error
         part.end_cell()
         checks = G.cell_results()
         if not checks:
